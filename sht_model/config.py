@@ -1,0 +1,74 @@
+"""DHLN configuration: one frozen dataclass and the named presets.
+
+Checkpoints store the config (as JSON in the safetensors metadata) and rebuild the model from it,
+so a weights file alone is enough to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DHLNConfig:
+    name: str = "custom"
+    input_size: int = 64          # side of the square RGB crop fed to the network
+    feature_size: int = 64        # side of the hourglass features (= heatmap side)
+    face_size: int = 128          # side of the hallucinated face
+    num_stacks: int = 4
+    channels: int = 256           # landmark stream width
+    sr_channels: int = 64         # hallucination stream width
+    sr_blocks: int = 4            # SRBlocks per stack (paper: 4)
+    hourglass_depth: int = 4
+    blocks_per_level: int = 1     # residual blocks per hourglass node
+    num_landmarks: int = 68
+    heatmap_sigma: float = 1.5    # Gaussian sigma of training targets, in heatmap pixels
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)   # RGB in [0,1] -> (x - mean) / std
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self):
+        if self.input_size % self.feature_size:
+            raise ValueError("input_size must be a multiple of feature_size")
+        if self.face_size % self.feature_size:
+            raise ValueError("face_size must be a multiple of feature_size")
+        if self.feature_size % (2 ** self.hourglass_depth):
+            raise ValueError("feature_size must be divisible by 2**hourglass_depth")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DHLNConfig":
+        raw = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        for key in ("mean", "std"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+PRESETS: dict[str, DHLNConfig] = {
+    # The paper's DHLN (Sec. 3.1): 4 stacks, 256 ch at 64x64, 128x128 hallucinated face.
+    # blocks_per_level=2 brings the count to 23.55M, +3.6% of the paper's 22.72M (tests/test_model.py).
+    "paper": DHLNConfig(name="paper", blocks_per_level=2),
+    # SHT-M (Sec. 4.3): 64x64 in, 256x256 face out through a longer upsampling tail.
+    "sht-m": DHLNConfig(name="sht-m", face_size=256, blocks_per_level=2),
+    # CPU real-time: 2 stacks, 96 ch, 32x32 features (stride-2 stem), 16-ch hallucination stream, 64x64 face.
+    # Sized for >= 150 FPS batch 1 under ONNX Runtime on 2 cores (benchmarks/model_latency.py).
+    "cpu-rt": DHLNConfig(name="cpu-rt", feature_size=32, face_size=64, num_stacks=2, channels=96,
+                         sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0),
+    # Tiny model for fast tests only.
+    "test": DHLNConfig(name="test", feature_size=16, face_size=32, num_stacks=2, channels=16,
+                       sr_channels=8, sr_blocks=2, hourglass_depth=2, heatmap_sigma=1.0),
+}
+
+
+def get_config(name: str, **overrides) -> DHLNConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)

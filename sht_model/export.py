@@ -1,0 +1,78 @@
+"""Export DHLN for inference runtimes.
+
+- ONNX (dynamic batch) for ONNX Runtime on CPU. `torch.onnx.export` needs the `onnx` package (and
+  protobuf >= 6), which is why `onnx` lives in the base install and MediaPipe (protobuf < 5) does not:
+  see README, "Dependency notes".
+- TensorRT via torch-tensorrt (FP16), from the optional `[tensorrt]` extra; needs CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .dhln import DHLN, DHLNInference
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("heatmaps", "face")
+
+
+def export_onnx(model: DHLN, path: str | Path, opset: int = 17) -> Path:
+    """Write `path` (ONNX, dynamic batch). The DHLN config travels in the model's metadata_props."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    wrapper = DHLNInference(model).eval()
+    dummy = torch.zeros(1, 3, cfg.input_size, cfg.input_size)
+    tmp = path.with_suffix(".partial.onnx")
+    # The TorchScript-based exporter: stable for plain conv nets and gives dynamic_axes directly.
+    torch.onnx.export(
+        wrapper, (dummy,), str(tmp), dynamo=False, opset_version=opset,
+        input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+        dynamic_axes={INPUT_NAME: {0: "batch"}, "heatmaps": {0: "batch"}, "face": {0: "batch"}},
+    )
+    proto = onnx.load(str(tmp))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "shtrack_config", cfg.to_json()
+    onnx.save(proto, str(path))
+    tmp.unlink()
+    return path
+
+
+def onnx_config_json(path: str | Path) -> str:
+    """Read the DHLN config back from an exported model (via onnxruntime, no `onnx` import needed)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    return meta["shtrack_config"]
+
+
+def export_tensorrt(model: DHLN, path: str | Path, batch_sizes: tuple[int, int, int] = (1, 1, 8)) -> Path:
+    """Compile with torch-tensorrt (FP16) and save a TorchScript module to `path`. Needs CUDA."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("TensorRT export needs a CUDA device; none is visible")
+    try:
+        import torch_tensorrt
+    except ImportError:
+        raise RuntimeError("torch-tensorrt is not installed: pip install 'shtrack[tensorrt]'") from None
+    cfg = model.cfg
+    wrapper = DHLNInference(model).eval().cuda()
+    lo, opt, hi = batch_sizes
+    side = cfg.input_size
+    spec = torch_tensorrt.Input(min_shape=(lo, 3, side, side), opt_shape=(opt, 3, side, side),
+                                max_shape=(hi, 3, side, side), dtype=torch.float32)
+    trt_module = torch_tensorrt.compile(wrapper, ir="ts", inputs=[spec], enabled_precisions={torch.float16})
+    path = Path(path)
+    torch.jit.save(trt_module, str(path), _extra_files={"shtrack_config.json": cfg.to_json()})
+    return path
+
+
+def tensorrt_config_json(path: str | Path) -> str:
+    extra = {"shtrack_config.json": ""}
+    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(json.dumps(extra["shtrack_config.json"]))

@@ -1,0 +1,75 @@
+"""Heatmap encoding (landmarks -> Gaussian targets) and sub-pixel decoding, shared by training and inference.
+
+Coordinates follow OpenCV's convention: pixel i has its centre at i. A point u in input pixels sits at
+(u + 0.5) * s - 0.5 in heatmap pixels, s = heatmap_size / input_size.
+
+Decoding is argmax plus a second-order Taylor step on the log-heatmap (DARK, Zhang et al. CVPR 2020),
+which is exact for a Gaussian peak; where the local Hessian is not negative definite it falls back to the
+classic quarter-pixel shift towards the higher neighbour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_heatmap_coords(xy: np.ndarray | torch.Tensor, input_size: int, heatmap_size: int):
+    s = heatmap_size / input_size
+    return (xy + 0.5) * s - 0.5
+
+
+def from_heatmap_coords(xy: np.ndarray | torch.Tensor, input_size: int, heatmap_size: int):
+    s = heatmap_size / input_size
+    return (xy + 0.5) / s - 0.5
+
+
+def encode(xy: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """Gaussian heatmaps, peak 1. xy: (..., L, 2) in heatmap pixels -> (..., L, size, size).
+
+    Points outside the map give (near-)empty maps, as they should: the target says "not here".
+    """
+    grid = torch.arange(size, dtype=xy.dtype, device=xy.device)
+    dx = grid - xy[..., 0:1]                       # (..., L, W)
+    dy = grid - xy[..., 1:2]                       # (..., L, H)
+    gx = torch.exp(-(dx ** 2) / (2 * sigma ** 2))
+    gy = torch.exp(-(dy ** 2) / (2 * sigma ** 2))
+    return gy.unsqueeze(-1) * gx.unsqueeze(-2)
+
+
+def decode(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, L, H, W) -> xy (N, L, 2) in heatmap pixels, confidence (N, L) = peak value clipped to [0, 1]."""
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    n, l, h, w = hm.shape
+    flat = hm.reshape(n, l, -1)
+    idx = flat.argmax(-1)
+    peak = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    py, px = np.divmod(idx, w)
+    # Neighbourhood, clamped so border peaks still index valid pixels.
+    cx = np.clip(px, 1, w - 2)
+    cy = np.clip(py, 1, h - 2)
+    ni, li = np.meshgrid(np.arange(n), np.arange(l), indexing="ij")
+
+    def at(dy, dx):
+        return np.log(np.maximum(hm[ni, li, cy + dy, cx + dx], 1e-10))
+
+    c = at(0, 0)
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    hxx = at(0, 1) - 2 * c + at(0, -1)
+    hyy = at(1, 0) - 2 * c + at(-1, 0)
+    hxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+    det = hxx * hyy - hxy ** 2
+    ok = (det > 1e-6) & (hxx < 0) & (cx == px) & (cy == py)
+    safe = np.where(ok, det, 1.0)
+    ox = np.where(ok, -(hyy * gx - hxy * gy) / safe, 0.0)
+    oy = np.where(ok, -(hxx * gy - hxy * gx) / safe, 0.0)
+    # Fallback: quarter-pixel shift towards the higher neighbour.
+    right = hm[ni, li, py, np.minimum(px + 1, w - 1)]
+    left = hm[ni, li, py, np.maximum(px - 1, 0)]
+    down = hm[ni, li, np.minimum(py + 1, h - 1), px]
+    up = hm[ni, li, np.maximum(py - 1, 0), px]
+    ox = np.where(ok, np.clip(ox, -1, 1), 0.25 * np.sign(right - left))
+    oy = np.where(ok, np.clip(oy, -1, 1), 0.25 * np.sign(down - up))
+    xy = np.stack([px + ox, py + oy], axis=-1).astype(np.float32)
+    return xy, np.clip(peak, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,218 @@
+"""What every training stage shares: the run config, distributed setup, logging, checkpoints, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import distributed as dist
+
+from sht_model import DHLN, build_model, load_model, save_model
+from sht_model.heatmap import decode, from_heatmap_coords
+
+from . import metrics
+from .data import NO_AUGMENT, LabelledFaces
+
+log = logging.getLogger("shtrack.train")
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "dhln"
+    preset: str = "cpu-rt"
+    data: str = "../shared/data/300w_train"          # labelled faces (300W layout)
+    videos: str = ""                                  # unlabelled clips for the sht stage
+    out: str = "runs/default"
+    init: str = ""                                    # DHLN weights to start from (safetensors)
+    fptn_init: str = ""                               # FPTN weights to start from (safetensors)
+    vgg19_weights: str = ""                           # torchvision VGG-19 state dict; none -> no perceptual term
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    eval_every: int = 250
+    ckpt_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0                                  # torch intra-op threads; 0 = torch's default
+    val_fraction: float = 0.1
+    val_widths: tuple[float, ...] = (16.0, 32.0)
+    unlabelled_fraction: float = 0.5                 # share of video pairs in an sht batch
+    fptn_channels: int = 32
+    fptn_blocks: int = 4
+    amp: bool = True                                  # only takes effect on CUDA
+    resume: bool = False
+    max_records: int = 0                              # cap the labelled set (tests); 0 = all
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        text = Path(path).read_text()
+        raw = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = set(raw) - known
+        if bad:
+            raise ValueError(f"{path}: unknown keys {sorted(bad)}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        if "val_widths" in raw:
+            raw["val_widths"] = tuple(raw["val_widths"])
+        return cls(**raw)
+
+
+@dataclass
+class Runtime:
+    """Process-level facts of a run: device, rank, world size, the TensorBoard writer."""
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    writer: object | None = None
+    started: float = field(default_factory=time.time)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(cfg: TrainConfig) -> Runtime:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    seed = cfg.seed + rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    rt = Runtime(device=device, rank=rank, world=world)
+    if rt.main:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            rt.writer = SummaryWriter(str(Path(cfg.out) / "tb"))
+        except ImportError:
+            log.warning("tensorboard not installed: no event files (pip install 'shtrack[train]')")
+    return rt
+
+
+def teardown(rt: Runtime) -> None:
+    if rt.writer is not None:
+        rt.writer.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def log_scalars(rt: Runtime, step: int, scalars: dict, prefix: str = "train") -> None:
+    if not rt.main:
+        return
+    if rt.writer is not None:
+        for k, v in scalars.items():
+            rt.writer.add_scalar(f"{prefix}/{k}", float(v), step)
+    text = " ".join(f"{k}={float(v):.4g}" for k, v in scalars.items())
+    log.info("step %d %s: %s (%.0fs)", step, prefix, text, time.time() - rt.started)
+
+
+def init_dhln(cfg: TrainConfig) -> DHLN:
+    if cfg.init:
+        model = load_model(cfg.init)
+        if model.cfg.name != cfg.preset:
+            log.info("init weights are preset %r (config said %r): using the weights' config", model.cfg.name, cfg.preset)
+        return model.train()
+    return build_model(cfg.preset)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(cfg: TrainConfig, rt: Runtime, step: int, modules: dict, optimizers: dict, extra: dict) -> None:
+    """Model weights as safetensors (usable on their own), optimiser state beside them (weights_only-safe)."""
+    if not rt.main:
+        return
+    out = Path(cfg.out)
+    dhln = unwrap(modules["dhln"]) if "dhln" in modules else None
+    if dhln is not None:
+        save_model(dhln, out / "last.safetensors", extra={"step": step, "stage": cfg.stage, **extra})
+    state = {"step": step,
+             "modules": {k: unwrap(m).state_dict() for k, m in modules.items() if k != "dhln"},
+             "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}
+    tmp = out / "state.pt.partial"
+    torch.save(state, tmp)
+    tmp.replace(out / "state.pt")
+    if "fptn" in modules:
+        from safetensors.torch import save_file
+
+        sd = {k: v.contiguous() for k, v in unwrap(modules["fptn"]).state_dict().items()}
+        save_file(sd, str(out / "fptn.safetensors"),
+                  metadata={"format": "shtrack-fptn/1", "config": json.dumps(dataclasses.asdict(unwrap(modules["fptn"]).cfg))})
+
+
+def load_checkpoint(cfg: TrainConfig, modules: dict, optimizers: dict) -> int:
+    """Resume: returns the step to continue from (0 when there is nothing to resume)."""
+    out = Path(cfg.out)
+    if not cfg.resume or not (out / "state.pt").exists():
+        return 0
+    state = torch.load(out / "state.pt", map_location="cpu", weights_only=True)
+    if "dhln" in modules:
+        unwrap(modules["dhln"]).load_state_dict(load_model(out / "last.safetensors").state_dict())
+    for k, sd in state["modules"].items():
+        unwrap(modules[k]).load_state_dict(sd)
+    for k, sd in state["optimizers"].items():
+        optimizers[k].load_state_dict(sd)
+    log.info("resumed %s at step %d", out, state["step"])
+    return int(state["step"])
+
+
+@torch.no_grad()
+def predict_landmarks(model: DHLN, inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Batch of inputs -> landmarks in input pixels (N, 68, 2) and confidence (N, 68)."""
+    out = model(inputs)
+    xy, conf = decode(out.heatmaps[-1].float().cpu().numpy())
+    return from_heatmap_coords(xy, model.cfg.input_size, model.cfg.feature_size), conf
+
+
+@torch.no_grad()
+def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
+    """NME (inter-ocular) on held-out labelled faces degraded to each face width; deterministic."""
+    was = model.training
+    model.eval()
+    results = {}
+    for width in widths:
+        ds = LabelledFaces(records, model.cfg, aug=NO_AUGMENT, seed=seed, face_width=float(width))
+        preds, gts = [], []
+        for start in range(0, len(ds), batch):
+            items = [ds[i] for i in range(start, min(len(ds), start + batch))]
+            x = torch.stack([it["input"] for it in items]).to(device)
+            xy, _ = predict_landmarks(model, x)
+            preds.append(xy)
+            gts.append(np.stack([it["landmarks"].numpy() for it in items]))
+        errors = metrics.nme(np.concatenate(preds), np.concatenate(gts))
+        results[f"{int(width)}px"] = metrics.summary(errors, 0.08)
+    model.train(was)
+    return results

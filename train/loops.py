@@ -1,0 +1,239 @@
+"""The training stages, one loop each (SHT paper, Sec. 3.3 and 4.1):
+
+1. `dhln`: DHLN alone on labelled faces (Eq. 4).
+2. `fptn`: FPTN pretrained on true heatmaps: (face_a, H_a, H_b) -> face_b with GAN + L1 + perceptual.
+3. `sht`:  DHLN and FPTN together on pairs (Eq. 9-10). FPTN moves DHLN's hallucinated face of one view
+   to DHLN's heatmaps of the other; its loss flows back into DHLN through both. Labelled pairs keep the
+   heatmap term (gamma1 = 1), unlabelled video pairs drop it (gamma1 = 0).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
+
+from sht_model import FPTN, FPTNConfig
+
+from . import losses
+from .common import (Runtime, TrainConfig, evaluate_faces, init_dhln, load_checkpoint, log_scalars, lr_at,
+                     save_checkpoint, unwrap)
+from .data import Augment, LabelledFaces, LabelledPairs, split_records
+from .readers import read_300w
+
+log = logging.getLogger("shtrack.train")
+
+
+def _records(cfg: TrainConfig):
+    train, val = split_records(read_300w(cfg.data), cfg.val_fraction)
+    if cfg.max_records:
+        train, val = train[:cfg.max_records], val[:max(2, cfg.max_records // 4)]
+    return train, val
+
+
+def _batches(dataset, cfg: TrainConfig, rt: Runtime):
+    """Endless batches; a new augmentation draw every epoch."""
+    sampler = DistributedSampler(dataset, rt.world, rt.rank, seed=cfg.seed) if rt.world > 1 else None
+    for epoch in itertools.count():
+        for ds in getattr(dataset, "datasets", [dataset]):
+            ds.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                            num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
+                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        yield from loader
+
+
+def _to(batch, device):
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+
+def _wrap(model, rt: Runtime):
+    model = model.to(rt.device)
+    return DistributedDataParallel(model) if rt.world > 1 else model
+
+
+def _evaluate(cfg, rt, model, val, step, best):
+    if not rt.main or not val:
+        return best
+    scores = evaluate_faces(unwrap(model), val, cfg.val_widths, rt.device)
+    log_scalars(rt, step, {k: v["nme"] for k, v in scores.items()}, prefix="val_nme")
+    mean = sum(v["nme"] for v in scores.values()) / len(scores)
+    if mean < best:
+        from sht_model import save_model
+
+        save_model(unwrap(model), Path(cfg.out) / "best.safetensors",
+                   extra={"step": step, "stage": cfg.stage, "val": scores})
+        (Path(cfg.out) / "best_val.json").write_text(json.dumps({"step": step, "val": scores}, indent=2))
+        best = mean
+    return best
+
+
+def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
+    train, val = _records(cfg)
+    model = _wrap(init_dhln(cfg), rt)
+    dataset = LabelledFaces(train, unwrap(model).cfg, Augment(), seed=cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = load_checkpoint(cfg, {"dhln": model}, {"opt": opt})
+    weights = losses.LossWeights()
+    log.info("dhln: %d train / %d held-out faces, preset %s", len(train), len(val), unwrap(model).cfg.name)
+    best, batches = float("inf"), _batches(dataset, cfg, rt)
+    for step in range(start, cfg.steps):
+        batch = _to(next(batches), rt.device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(rt.device.type, enabled=cfg.amp and rt.device.type == "cuda"):
+            out = model(batch["input"])
+            loss, parts = losses.dhln_loss(out.heatmaps, out.face, batch["heatmaps"], batch["face"], weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            log_scalars(rt, step, {"loss": loss.detach(), **parts, "lr": opt.param_groups[0]["lr"]})
+        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
+            best = _evaluate(cfg, rt, model, val, step + 1, best)
+        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
+            save_checkpoint(cfg, rt, step + 1, {"dhln": model}, {"opt": opt}, {})
+    return Path(cfg.out) / "last.safetensors"
+
+
+def _fptn(cfg: TrainConfig, face_size: int) -> FPTN:
+    fptn = FPTN(FPTNConfig(face_size=face_size, channels=cfg.fptn_channels, num_blocks=cfg.fptn_blocks))
+    if cfg.fptn_init:
+        from safetensors.torch import load_file
+
+        fptn.load_state_dict(load_file(cfg.fptn_init))
+    return fptn
+
+
+def _vgg(cfg: TrainConfig, rt: Runtime):
+    if not cfg.vgg19_weights:
+        log.warning("no --vgg19-weights: training WITHOUT the perceptual term (lambda3 = 0)")
+        return None
+    return losses.VGG19Conv12(cfg.vgg19_weights).to(rt.device)
+
+
+def _generator_loss(fptn, vgg, cond_face, cond_hm, target_hm, target_face, w: losses.LossWeights):
+    """FPTN generator objective: LSGAN on both discriminators + L1 + perceptual L1. Returns (loss, fake)."""
+    fake = fptn(cond_face, cond_hm, target_hm)
+    gan = losses.lsgan(fptn.appearance_logits(cond_face, fake), True) + \
+        losses.lsgan(fptn.shape_logits(target_hm, fake), True)
+    l1 = torch.nn.functional.l1_loss(fake, target_face)
+    perc = losses.perceptual_loss(vgg, fake, target_face)
+    total = w.gan * gan + w.transfer_l1 * l1 + w.perceptual * perc
+    return total, fake, {"gan_g": gan.detach(), "l1": l1.detach(), "perceptual": perc.detach()}
+
+
+def _discriminator_loss(fptn, cond_face, target_hm, real, fake):
+    fake = fake.detach()
+    d_a = losses.lsgan(fptn.appearance_logits(cond_face, real), True) + \
+        losses.lsgan(fptn.appearance_logits(cond_face, fake), False)
+    d_s = losses.lsgan(fptn.shape_logits(target_hm, real), True) + \
+        losses.lsgan(fptn.shape_logits(target_hm, fake), False)
+    return 0.5 * (d_a + d_s)
+
+
+def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
+    """Pretrain FPTN on true heatmaps and HR faces of labelled rotation/scale pairs."""
+    train, _ = _records(cfg)
+    dhln_cfg = init_dhln(cfg).cfg
+    fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
+    core = unwrap(fptn)
+    vgg = _vgg(cfg, rt)
+    dataset = LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)
+    opt_g = torch.optim.Adam(core.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
+                             lr=cfg.lr, betas=(0.5, 0.999))
+    start = load_checkpoint(cfg, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
+    w = losses.LossWeights()
+    batches = _batches(dataset, cfg, rt)
+    for step in range(start, cfg.steps):
+        batch = _to(next(batches), rt.device)
+        a, b = batch["a"], batch["b"]
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+        loss_g, fake, parts = _generator_loss(core, vgg, a["face"], a["heatmaps"], b["heatmaps"], b["face"], w)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        loss_d = _discriminator_loss(core, a["face"], b["heatmaps"], b["face"], fake)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            log_scalars(rt, step, {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), **parts})
+        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
+            save_checkpoint(cfg, rt, step + 1, {"fptn": fptn}, {"g": opt_g, "d": opt_d}, {})
+    return Path(cfg.out) / "fptn.safetensors"
+
+
+def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
+    """Eq. 9-10: DHLN + FPTN on labelled pairs (gamma1 = 1) and unlabelled video pairs (gamma1 = 0)."""
+    from .video import VideoPairs
+
+    train, val = _records(cfg)
+    dhln = _wrap(init_dhln(cfg), rt)
+    dhln_cfg = unwrap(dhln).cfg
+    fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
+    core = unwrap(fptn)
+    vgg = _vgg(cfg, rt)
+    parts_ds = [LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)]
+    if cfg.videos and cfg.unlabelled_fraction > 0:
+        video = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed)
+        # Repeat the smaller set so the mix matches `unlabelled_fraction` in expectation.
+        want = int(len(parts_ds[0]) * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction))
+        parts_ds += [video] * max(1, round(want / max(1, len(video))))
+        log.info("sht: %d labelled pairs, %d video pairs x%d", len(parts_ds[0]), len(video), len(parts_ds) - 1)
+    dataset = ConcatDataset(parts_ds)
+    opt = torch.optim.AdamW(list(dhln.parameters()) + list(core.generator.parameters()), lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
+                             lr=cfg.lr, betas=(0.5, 0.999))
+    start = load_checkpoint(cfg, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "d": opt_d})
+    w = losses.LossWeights()
+    best, batches = float("inf"), _batches(dataset, cfg, rt)
+    for step in range(start, cfg.steps):
+        batch = _to(next(batches), rt.device)
+        a, b, labelled = batch["a"], batch["b"], batch["labelled"]
+        for o in (opt, opt_d):
+            for group in o.param_groups:
+                group["lr"] = lr_at(step, cfg)
+        out_a, out_b = dhln(a["input"]), dhln(b["input"])
+        loss_a, parts = losses.dhln_loss(out_a.heatmaps, out_a.face, a["heatmaps"], a["face"], w, labelled)
+        loss_b, _ = losses.dhln_loss(out_b.heatmaps, out_b.face, b["heatmaps"], b["face"], w, labelled)
+        # Transfer both ways through DHLN's own predictions: the gradient reaches DHLN through the
+        # hallucinated condition face and both heatmap sets.
+        hm_a, hm_b = out_a.heatmaps[-1], out_b.heatmaps[-1]
+        t_ab, fake_b, tparts = _generator_loss(core, vgg, out_a.face, hm_a, hm_b, b["face"], w)
+        t_ba, fake_a, _ = _generator_loss(core, vgg, out_b.face, hm_b, hm_a, a["face"], w)
+        loss = loss_a + loss_b + t_ab + t_ba
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dhln.parameters(), 5.0)
+        opt.step()
+        loss_d = _discriminator_loss(core, out_a.face.detach(), hm_b.detach(), b["face"], fake_b) + \
+            _discriminator_loss(core, out_b.face.detach(), hm_a.detach(), a["face"], fake_a)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            log_scalars(rt, step, {"loss": loss.detach(), "loss_d": loss_d.detach(), **parts, **tparts,
+                                   "labelled": labelled.mean()})
+        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
+            best = _evaluate(cfg, rt, dhln, val, step + 1, best)
+        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
+            save_checkpoint(cfg, rt, step + 1, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "d": opt_d}, {})
+    return Path(cfg.out) / "last.safetensors"
+
+
+STAGES = {"dhln": train_dhln, "fptn": train_fptn, "sht": train_sht}
