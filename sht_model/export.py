@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -74,5 +73,6 @@ def export_tensorrt(model: DHLN, path: str | Path, batch_sizes: tuple[int, int, 
 
 def tensorrt_config_json(path: str | Path) -> str:
     extra = {"shtrack_config.json": ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(json.dumps(extra["shtrack_config.json"]))
+    torch.jit.load(str(path), map_location="cuda", _extra_files=extra)
+    value = extra["shtrack_config.json"]
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,54 @@
+"""Shared helpers for the benchmark scripts: timing, rich tables, JSON results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+console = Console()
+
+
+def time_call(fn, warmup: int, iters: int, budget_s: float = 20.0) -> np.ndarray:
+    """Per-call wall times in ms (stops early when `budget_s` is used up, after at least 5 calls)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    for i in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+        if i >= 4 and time.perf_counter() - start > budget_s:
+            break
+    return np.asarray(times)
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    console.print(f"wrote {path}")
+    return path
+
+
+def table(title: str, columns: list[str], rows: list[list]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right" if c != columns[0] else "left")
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    return t

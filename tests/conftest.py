@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} beside the repo (absent here)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A randomly initialised `test`-preset model saved as safetensors (plumbing tests only)."""
+    import torch
+
+    from sht_model import build_model, save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    return save_model(build_model("test"), path)
+
+
+@pytest.fixture(scope="session")
+def bundled_weights() -> Path:
+    from tracker.backends import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.fail(f"bundled weights missing: {DEFAULT_WEIGHTS}")
+    return DEFAULT_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def faces_300w(tmp_path_factory) -> Path:
+    """A 300W-layout fixture: 8 faces copied from ../shared/data/300w_train (images + .pts)."""
+    import shutil
+
+    src = shared("300w_train")
+    out = tmp_path_factory.mktemp("300w") / "afw"
+    out.mkdir()
+    for pts in sorted((src / "afw").glob("*.pts"))[:8]:
+        shutil.copy(pts, out / pts.name)
+        shutil.copy(pts.with_suffix(".jpg"), out / pts.with_suffix(".jpg").name)
+    return out.parent
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    from tracker.demo import write_clip
+
+    return write_clip(frames, path, fps)

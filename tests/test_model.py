@@ -1,0 +1,173 @@
+"""sht_model: presets, Eq. 1 / Eq. 2, gradient flow, heatmap round trip, weight IO, ONNX parity, TensorRT."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sht_model import PRESETS, build_model, count_flops, count_parameters, load_model, save_model
+from sht_model.blocks import FUBlock1, FUBlock2
+from sht_model.config import DHLNConfig
+from sht_model.heatmap import decode, encode
+from sht_model.weights import WeightsError
+
+PAPER_PARAMS = 22.72e6
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_output_shapes(name):
+    model = build_model(name).eval()
+    cfg = model.cfg
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, cfg.input_size, cfg.input_size))
+    assert len(out.heatmaps) == cfg.num_stacks
+    for h in out.heatmaps:
+        assert h.shape == (1, 68, cfg.feature_size, cfg.feature_size)
+    assert out.face.shape == (1, 3, cfg.face_size, cfg.face_size)
+
+
+def test_paper_preset_parameter_count_within_10_percent():
+    n = count_parameters(build_model("paper"))
+    print(f"paper preset: {n / 1e6:.2f}M parameters (paper: 22.72M)")
+    assert abs(n - PAPER_PARAMS) / PAPER_PARAMS < 0.10
+
+
+def test_sht_m_outputs_256_face_from_64_input():
+    cfg = PRESETS["sht-m"]
+    assert (cfg.input_size, cfg.face_size) == (64, 256)
+
+
+def test_cpu_preset_is_small():
+    model = build_model("cpu-rt")
+    assert count_parameters(model) < 2e6
+    assert count_flops(model) < 1.5e9
+
+
+def test_fublock1_zero_resblock_gives_one_and_a_half_q():
+    block = FUBlock1(sr_ch=4, ch=8)
+    for p in block.res.parameters():
+        torch.nn.init.zeros_(p)
+    block.eval()
+    q, p = torch.randn(2, 8, 5, 5), torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(block(q, p), 1.5 * q)
+
+
+def test_fublock2_zero_conv_is_identity_and_uses_q():
+    block = FUBlock2(sr_ch=4, ch=8)
+    p, q = torch.randn(2, 4, 5, 5), torch.randn(2, 8, 5, 5)
+    for w in block.conv.parameters():
+        torch.nn.init.zeros_(w)
+    torch.testing.assert_close(block(p, q), p)
+    torch.nn.init.normal_(block.conv.weight)
+    out1, out2 = block(p, q), block(p, q + 1)
+    assert not torch.allclose(out1, out2), "P' must depend on Q'"
+
+
+def test_gradients_flow_into_both_streams():
+    model = build_model("test")
+    x = torch.randn(2, 3, 64, 64)
+    # Heatmap loss alone must reach the hallucination stream (through FUBlock1) ...
+    model.zero_grad()
+    model(x).heatmaps[-1].square().mean().backward()
+    sr_grad = sum(p.grad.abs().sum() for p in model.stacks[0].sr_module.parameters())
+    assert sr_grad > 0
+    # ... and face loss alone must reach the landmark stream (through FUBlock2).
+    model.zero_grad()
+    model(x).face.square().mean().backward()
+    hg_grad = sum(p.grad.abs().sum() for p in model.stacks[0].hourglass.parameters() if p.grad is not None)
+    assert hg_grad > 0
+
+
+def test_heatmap_round_trip_under_0_05_px():
+    rng = np.random.default_rng(0)
+    size = 32
+    xy = torch.from_numpy(rng.uniform(2, size - 3, (4, 68, 2)).astype(np.float32))
+    decoded, conf = decode(encode(xy, size, sigma=1.0).numpy())
+    err = np.abs(decoded - xy.numpy()).max()
+    print(f"encode->decode max error: {err:.5f} heatmap px")
+    assert err < 0.05
+    assert conf.min() > 0.6
+
+
+def test_decode_handles_border_and_flat_maps():
+    hm = np.zeros((1, 2, 16, 16), np.float32)
+    hm[0, 0, 0, 15] = 1.0
+    xy, conf = decode(hm)
+    assert np.all(np.isfinite(xy)) and xy[0, 0, 0] == pytest.approx(15, abs=0.3)
+    assert conf[0, 1] == 0.0
+
+
+def test_safetensors_round_trip(tmp_path):
+    model = build_model("test").eval()
+    path = save_model(model, tmp_path / "m.safetensors", extra={"note": "x"})
+    loaded = load_model(path)
+    assert loaded.cfg == model.cfg
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).heatmaps[-1], model(x).heatmaps[-1])
+
+
+def test_config_json_round_trip():
+    for cfg in PRESETS.values():
+        assert DHLNConfig.from_json(cfg.to_json()) == cfg
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def test_pickle_payload_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"config": PRESETS["test"].to_json(), "model": _Payload()}, f)
+    with pytest.raises(WeightsError, match="refused"):
+        load_model(path)
+    assert "payload ran" not in capsys.readouterr().out
+
+
+def test_non_safetensors_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not weights at all")
+    with pytest.raises(WeightsError, match="bad.safetensors"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize("name", ["test", "cpu-rt"])
+def test_onnx_export_matches_torch(tmp_path, name):
+    import onnxruntime as ort
+
+    from sht_model.export import export_onnx, onnx_config_json
+
+    model = build_model(name).eval()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    assert DHLNConfig.from_json(onnx_config_json(path)) == model.cfg
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)   # batch 3: dynamic axis
+    heatmaps, face = sess.run(None, {"image": x})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    diff_h = np.abs(heatmaps - ref.heatmaps[-1].numpy()).max()
+    diff_f = np.abs(face - ref.face.numpy()).max()
+    print(f"{name}: ONNX vs torch max abs diff heatmaps {diff_h:.2e}, face {diff_f:.2e}")
+    assert diff_h < 1e-3 and diff_f < 1e-3
+
+
+@pytest.mark.gpu
+def test_tensorrt_export_matches_torch(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs CUDA; no CUDA device on this machine")
+    pytest.importorskip("torch_tensorrt", reason="torch-tensorrt not installed (pip install 'shtrack[tensorrt]')")
+    from tracker.backends.tensorrt_backend import TensorRTBackend
+
+    model = build_model("cpu-rt").eval()
+    weights = save_model(model, tmp_path / "m.safetensors")
+    backend = TensorRTBackend(weights)
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    heatmaps, _ = backend.infer(x)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).heatmaps[-1].numpy()
+    assert np.abs(heatmaps - ref).max() < 5e-2   # FP16

@@ -1,0 +1,266 @@
+"""tracker: sources, crop inversion, CSV layout, ids, smoothing, CLI."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sht_model import geometry
+from sht_model.config import get_config
+from sht_model.heatmap import to_heatmap_coords
+from tests.conftest import REPO, shared, write_video
+from tracker import sinks
+from tracker.crop import crop_faces, landmarks_to_source
+from tracker.pipeline import FaceTracker, TrackerOptions, track
+from tracker.sources import SourceError, frames_from_arrays, open_source
+from tracker.types import Faces, Frame, FrameResult
+
+
+def astronaut_scene(n: int, centres, face_width: float, size=(320, 240), jitter: float = 0.0, seed: int = 0):
+    """Frames with astronaut faces at the given centres (list per frame of (cx, cy))."""
+    from skimage import data
+
+    from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        canvas = np.full((size[1], size[0], 3), 70, np.uint8)
+        for cx, cy in centres(i):
+            m = cv2.getRotationMatrix2D(ASTRONAUT_FACE_CENTRE, 0, face_width / ASTRONAUT_FACE_WIDTH)
+            m[:, 2] += np.array([cx, cy]) - ASTRONAUT_FACE_CENTRE
+            patch = cv2.warpAffine(photo, m, size, flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
+            mask = cv2.warpAffine(np.full(photo.shape[:2], 255, np.uint8), m, size) > 0
+            # Only the head region, so two faces side by side do not overlap.
+            keep = np.zeros_like(mask)
+            r = int(face_width)
+            keep[max(0, int(cy) - r):int(cy) + r, max(0, int(cx) - r):int(cx) + r] = True
+            canvas[mask & keep] = patch[mask & keep]
+        if jitter:
+            canvas = np.clip(canvas + rng.normal(0, jitter, canvas.shape), 0, 255).astype(np.uint8)
+        frames.append(canvas)
+    return frames
+
+
+# ---------------------------------------------------------------- sources
+
+def test_video_file_source_keeps_stream_timestamps(tmp_path):
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(6, lambda i: [(160, 120)], 40), fps=10)
+    with open_source(str(clip)) as src:
+        frames = list(src)
+    assert [f.index for f in frames] == [1, 2, 3, 4, 5, 6]
+    assert np.allclose([f.timestamp for f in frames], np.arange(6) / 10, atol=1e-3)
+    assert frames[0].image.shape == (240, 320, 3)
+
+
+def test_demo_source_is_bundled():
+    with open_source("demo") as src:
+        first = next(iter(src))
+    assert first.image.shape == (240, 320, 3) and src.total == 100
+
+
+def test_image_folder_source(tmp_path):
+    for i, img in enumerate(astronaut_scene(3, lambda i: [(160, 120)], 40)):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), img)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with open_source(str(tmp_path)) as src:
+        assert len(list(src)) == 3
+
+
+def test_url_that_refuses_is_a_one_line_error():
+    with pytest.raises(SourceError, match="rtsp://127.0.0.1:9/"):
+        open_source("rtsp://127.0.0.1:9/stream", read_timeout=2.0)
+
+
+def test_missing_webcam_is_a_clear_error():
+    with pytest.raises(SourceError, match="webcam 97"):
+        open_source("97")
+
+
+def test_webcam_with_fake_capture(tmp_path, monkeypatch):
+    """A fake capture device: the platform capture format is swapped for a file the test made."""
+    import tracker.sources as sources
+
+    clip = write_video(tmp_path / "cam.mp4", astronaut_scene(5, lambda i: [(160, 120)], 40))
+    monkeypatch.setattr(sources, "_camera_format", lambda: (None, lambda i: str(clip)))
+    with open_source("webcam") as src:
+        assert src.live and src.total is None and src.name == "webcam:0"
+        frames = list(src)
+    assert len(frames) == 5
+
+
+def test_not_a_video_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(SourceError, match="x.mp4"):
+        with open_source(str(bad)) as src:
+            list(src)
+
+
+# ---------------------------------------------------------------- crop geometry
+
+def test_inverse_crop_mapping_under_0_1_px():
+    cfg = get_config("cpu-rt")
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        box = np.array([*rng.uniform(0, 400, 2), 0, 0])
+        box[2:] = box[:2] + rng.uniform(10, 200)
+        pts = rng.uniform(box[:2], box[2:], (1, 68, 2))
+        m = geometry.crop_matrix(box, cfg.input_size)
+        in_crop = geometry.apply(m, pts[0])
+        hm = to_heatmap_coords(in_crop, cfg.input_size, cfg.feature_size)
+        back = landmarks_to_source(hm[None], m[None], cfg)
+        assert np.abs(back - pts).max() < 0.1
+
+
+def test_crop_puts_box_centre_at_crop_centre():
+    cfg = get_config("test")
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[48:53, 48:53] = 255
+    batch, _ = crop_faces(image, np.array([[30.0, 30.0, 70.0, 70.0]]), cfg)
+    bright = batch[0, 0] > 0
+    ys, xs = np.nonzero(bright)
+    assert abs(xs.mean() - 31.5) < 1.5 and abs(ys.mean() - 31.5) < 1.5
+
+
+# ---------------------------------------------------------------- sinks
+
+def _result(index: int, n: int) -> FrameResult:
+    rng = np.random.default_rng(index)
+    faces = Faces(rng.uniform(0, 100, (n, 68, 2)), rng.uniform(0, 1, (n, 68)), np.tile([1, 2, 30, 40], (n, 1)),
+                  np.arange(n), np.ones(n, bool))
+    return FrameResult(Frame(index, (index - 1) / 25, np.zeros((8, 8, 3), np.uint8)), faces)
+
+
+def test_csv_layout_matches_openface(tmp_path):
+    path = tmp_path / "o.csv"
+    with sinks.CsvSink(path) as sink:
+        sink.append(_result(1, 2))
+        sink.append(_result(2, 0))
+    rows = list(csv.reader(path.open()))
+    header = rows[0]
+    assert header[:5] == ["frame", "face_id", "timestamp", "confidence", "success"]
+    assert header[5:73] == [f"x_{i}" for i in range(68)] and header[73:141] == [f"y_{i}" for i in range(68)]
+    assert header[141:] == ["box_x0", "box_y0", "box_x1", "box_y1"]
+    assert len(rows) == 4 and rows[1][0] == "1" and rows[3][:2] == ["2", "-1"] and rows[3][4] == "0"
+    assert all(len(v.split(".")[1]) == 3 for v in rows[1][5:141])
+    assert not (tmp_path / "o.csv.partial").exists()
+
+
+def test_csv_is_flushed_per_frame_under_partial_name(tmp_path):
+    path = tmp_path / "o.csv"
+    sink = sinks.CsvSink(path).__enter__()
+    sink.append(_result(1, 1))
+    partial = tmp_path / "o.csv.partial"
+    assert partial.exists() and len(partial.read_text().splitlines()) == 2
+    sink.__exit__(None, None, None)
+    assert path.exists() and not partial.exists()
+
+
+def test_jsonl_has_per_landmark_confidence(tmp_path):
+    import json
+
+    path = tmp_path / "o.jsonl"
+    with sinks.JsonlSink(path) as sink:
+        sink.append(_result(1, 2))
+    record = json.loads(path.read_text().splitlines()[0])
+    assert len(record["faces"]) == 2 and len(record["faces"][0]["landmark_confidence"]) == 68
+
+
+# ---------------------------------------------------------------- tracking with the bundled model
+
+def test_face_ids_stable_on_two_face_clip(bundled_weights):
+    frames = astronaut_scene(30, lambda i: [(80 + i, 120), (240 - i, 120)], 48)
+    ids_left, ids_right = set(), set()
+    for result in track(frames_from_arrays(frames), weights=bundled_weights, backend="onnxruntime",
+                        min_face=24, detect_every=5):
+        faces = result.faces
+        for i in range(len(faces)):
+            if not faces.success[i]:
+                continue
+            cx = faces.boxes[i, [0, 2]].mean()
+            (ids_left if cx < 160 else ids_right).add(int(faces.face_id[i]))
+    assert len(ids_left) == 1 and len(ids_right) == 1 and ids_left != ids_right
+
+
+def _jitter(xy: np.ndarray) -> float:
+    return float(np.abs(np.diff(xy, axis=0)).mean())
+
+
+def test_kalman_smoothing_reduces_jitter_on_static_face(bundled_weights):
+    frames = astronaut_scene(40, lambda i: [(160, 120)], 40, jitter=6.0, seed=3)
+    jitter = {}
+    for mode in ("none", "kalman"):
+        xs = [r.faces.xy[0] for r in track(frames_from_arrays(frames), weights=bundled_weights,
+                                            backend="onnxruntime", smooth=mode, min_face=24)
+              if len(r.faces) and r.faces.success[0]]
+        assert len(xs) > 30
+        jitter[mode] = _jitter(np.stack(xs[5:]))
+    print(f"static-face jitter px/frame: none {jitter['none']:.3f}, kalman {jitter['kalman']:.3f}")
+    assert jitter["kalman"] < 0.8 * jitter["none"]
+
+
+def test_face_tracker_reports_no_face_on_empty_frames(bundled_weights):
+    from tracker.backends import load_backend
+
+    tracker = FaceTracker(load_backend(bundled_weights, "torch"), TrackerOptions())
+    result = tracker.process(Frame(1, 0.0, np.full((240, 320, 3), 128, np.uint8)))
+    assert len(result.faces) == 0
+
+
+# ---------------------------------------------------------------- CLI
+
+def _shtrack(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tracker.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=600)
+
+
+def test_cli_demo_writes_csv_and_video(tmp_path):
+    proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"),
+                    "--save-video", str(tmp_path / "d.mp4"), "--min-face", "20")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader((tmp_path / "d.csv").open()))
+    assert {int(r[0]) for r in rows[1:]} == set(range(1, 101))
+    with open_source(str(tmp_path / "d.mp4")) as src:
+        assert len(list(src)) == 100
+
+
+def test_cli_missing_file_exits_2_with_one_line(tmp_path):
+    proc = _shtrack("--source", str(tmp_path / "nope.mp4"), "--csv", str(tmp_path / "x.csv"))
+    assert proc.returncode == 2
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "nope.mp4" in err[0] and "Traceback" not in proc.stderr
+
+
+def test_cli_batch_mode_one_csv_per_video(tmp_path, tiny_weights):
+    videos = tmp_path / "in"
+    for name in ("a", "b"):
+        write_video(videos / f"{name}.mp4", astronaut_scene(4, lambda i: [(160, 120)], 40))
+    proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
+                    "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(10, lambda i: [(160, 120)], 40))
+    out = tmp_path / "o.csv"
+    proc = _shtrack("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    full = out.read_text().splitlines()
+    # Simulate a run killed mid-row during frame 7: frames 1-6 complete, a half row after them.
+    partial = out.with_name("o.csv.partial")
+    cut = [ln for ln in full if ln.split(",")[0] in ("frame", "1", "2", "3", "4", "5", "6")]
+    partial.write_text("\n".join(cut) + "\n" + full[-1][:40])
+    out.unlink()
+    proc = _shtrack("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    resumed = out.read_text().splitlines()
+    assert [ln.split(",")[0] for ln in resumed] == [ln.split(",")[0] for ln in full]

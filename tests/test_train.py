@@ -1,0 +1,221 @@
+"""train: readers, degradation, losses, metrics, every stage for a few steps, overfitting, DDP on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO, shared, write_video
+from train import losses, metrics
+from train.data import FLIP_68, NO_AUGMENT, LabelledFaces, LabelledPairs, split_records
+from train.readers import (WFLW_TO_68, DatasetError, read_300vw, read_300w, read_pts, read_wflw, write_pts)
+
+
+# ---------------------------------------------------------------- readers
+
+def test_pts_round_trip_is_one_based_on_disk(tmp_path):
+    xy = np.random.default_rng(0).uniform(0, 300, (68, 2)).astype(np.float32)
+    write_pts(tmp_path / "a.pts", xy)
+    text = (tmp_path / "a.pts").read_text().splitlines()
+    assert text[:3] == ["version: 1", "n_points: 68", "{"]
+    assert float(text[3].split()[0]) == pytest.approx(xy[0, 0] + 1, abs=1e-3)
+    np.testing.assert_allclose(read_pts(tmp_path / "a.pts"), xy, atol=1e-3)
+
+
+def test_pts_reader_on_real_annotations():
+    xy = read_pts(shared("annotated", "takeo.pts"))
+    assert xy.shape == (68, 2)
+
+
+def test_pts_reader_rejects_wrong_count(tmp_path):
+    (tmp_path / "b.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    with pytest.raises(DatasetError, match="n_points says 68"):
+        read_pts(tmp_path / "b.pts")
+
+
+def test_300w_reader_and_splits(faces_300w, tmp_path):
+    assert len(read_300w(faces_300w)) == 8
+    with pytest.raises(DatasetError, match="no image"):
+        read_300w(tmp_path)
+    # common/challenging by folder names of the official release
+    import shutil
+
+    for folder in ("lfpw/testset", "helen/testset", "ibug"):
+        (tmp_path / folder).mkdir(parents=True)
+        src = sorted((faces_300w / "afw").glob("*.pts"))[0]
+        shutil.copy(src, tmp_path / folder / src.name)
+        shutil.copy(src.with_suffix(".jpg"), tmp_path / folder / src.with_suffix(".jpg").name)
+    assert len(read_300w(tmp_path, "common")) == 2
+    assert len(read_300w(tmp_path, "challenging")) == 1
+    assert len(read_300w(tmp_path, "full")) == 3
+
+
+def test_300vw_reader_on_real_fixture():
+    records = read_300vw(shared("fixtures", "mmpose_testdata", "300vw"))
+    assert len(records) == 4 and all(r.landmarks.shape == (68, 2) for r in records)
+
+
+def test_300vw_reader_with_video_layout(tmp_path):
+    clip = tmp_path / "007"
+    (clip / "annot").mkdir(parents=True)
+    (clip / "vid.avi").write_bytes(b"")
+    write_pts(clip / "annot" / "000003.pts", np.zeros((68, 2)))
+    [record] = read_300vw(tmp_path)
+    assert record.frame_index == 2 and record.image.name == "vid.avi"
+    write_pts(clip / "annot" / "frame.pts", np.zeros((68, 2)))
+    with pytest.raises(DatasetError, match="numbered"):
+        read_300vw(tmp_path)
+
+
+def test_wflw_reader_maps_98_to_68(tmp_path):
+    coords = np.arange(196, dtype=np.float32)
+    line = " ".join(map(str, coords)) + " 1 2 3 4 0 0 0 0 0 0 7--Cheering/img.jpg"
+    (tmp_path / "list.txt").write_text(line + "\n")
+    [record] = read_wflw(tmp_path / "list.txt", tmp_path)
+    assert record.landmarks.shape == (68, 2) and len(set(WFLW_TO_68.tolist())) == 68
+    np.testing.assert_array_equal(record.landmarks[0], [0, 1])          # jaw starts at WFLW 0
+    np.testing.assert_array_equal(record.landmarks[67], [190, 191])     # last mouth point is WFLW 95
+    (tmp_path / "bad.txt").write_text("1 2 3\n")
+    with pytest.raises(DatasetError, match="207 fields"):
+        read_wflw(tmp_path / "bad.txt", tmp_path)
+
+
+def test_flip_permutation_is_an_involution():
+    assert sorted(FLIP_68.tolist()) == list(range(68))
+    np.testing.assert_array_equal(FLIP_68[FLIP_68], np.arange(68))
+
+
+# ---------------------------------------------------------------- samples, losses, metrics
+
+def test_samples_and_pairs(faces_300w):
+    from sht_model.config import get_config
+
+    cfg = get_config("test")
+    records = read_300w(faces_300w)
+    sample = LabelledFaces(records, cfg, NO_AUGMENT, face_width=16.0)[0]
+    assert sample["input"].shape == (3, 64, 64) and sample["face"].shape == (3, 32, 32)
+    assert sample["heatmaps"].shape == (68, 16, 16)
+    width = sample["landmarks"][:, 0].max() - sample["landmarks"][:, 0].min()
+    assert 30 < width < 64   # the face fills the crop like the tracker's crops do
+    pair = LabelledPairs(records, cfg, seed=1)[0]
+    assert not torch.allclose(pair["a"]["input"], pair["b"]["input"])
+
+
+def test_validation_split_is_deterministic_and_disjoint():
+    records = read_300w(shared("300w_train"))
+    train, val = split_records(records)
+    again_train, again_val = split_records(records)
+    assert [r.image for r in val] == [r.image for r in again_val]
+    assert not {r.image for r in train} & {r.image for r in val}
+    assert 0.07 < len(val) / len(records) < 0.13
+
+
+def test_gradient_loss_is_zero_for_identical_and_positive_otherwise():
+    a = torch.rand(2, 3, 16, 16)
+    assert losses.gradient_loss(a, a) == 0
+    assert losses.gradient_loss(a, torch.rand(2, 3, 16, 16)) > 0
+
+
+def test_unlabelled_pairs_drop_the_heatmap_term():
+    hm = [torch.rand(2, 68, 8, 8)]
+    face, target = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    w = losses.LossWeights()
+    _, labelled = losses.dhln_loss(hm, face, torch.zeros(2, 68, 8, 8), target, w, torch.tensor([1.0, 1.0]))
+    _, unlabelled = losses.dhln_loss(hm, face, torch.zeros(2, 68, 8, 8), target, w, torch.tensor([0.0, 0.0]))
+    assert labelled["heatmap"] > 0 and unlabelled["heatmap"] == 0
+
+
+def test_nme_normalisations_and_auc():
+    gt = np.zeros((1, 68, 2))
+    gt[0, :, 0] = np.linspace(0, 100, 68)
+    gt[0, 36], gt[0, 45] = (0, 0), (50, 0)
+    pred = gt + np.array([3.0, 4.0])            # every point off by 5 px
+    assert metrics.nme(pred, gt)[0] == pytest.approx(0.1)
+    assert metrics.nme(pred, gt, "width")[0] == pytest.approx(0.05)
+    auc, fr = metrics.auc_fr(np.array([0.0, 0.0, 1.0]), 0.08)
+    assert fr == pytest.approx(1 / 3) and auc == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_psnr_ssim_y():
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    assert metrics.psnr_y(img, img) == float("inf")
+    assert metrics.ssim_y(img, img) == pytest.approx(1.0)
+    assert metrics.psnr_y(img, 255 - img) < 10
+
+
+# ---------------------------------------------------------------- stages
+
+def _train(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
+    out = tmp_path / "run"
+    common = ["dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
+              "--eval-every", "2", "--ckpt-every", "2", "--out", str(out), "--val-fraction", "0.3"]
+    proc = _train(*common, "--steps", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "last.safetensors").exists() and (out / "state.pt").exists()
+    assert list((out / "tb").iterdir()), "TensorBoard event files expected"
+    proc = _train(*common, "--steps", "4", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
+
+
+def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
+    from tests.test_tracker import astronaut_scene
+
+    videos = tmp_path / "videos"
+    write_video(videos / "talk.mp4", astronaut_scene(12, lambda i: [(200 + i, 200)], 150, size=(400, 400)))
+    fptn_out = tmp_path / "fptn"
+    base = ["--preset", "test", "--data", str(faces_300w), "--batch-size", "2", "--workers", "0",
+            "--fptn-channels", "8", "--fptn-blocks", "1", "--steps", "2", "--val-fraction", "0.3"]
+    proc = _train("fptn", *base, "--out", str(fptn_out))
+    assert proc.returncode == 0, proc.stderr
+    assert "WITHOUT the perceptual term" in proc.stderr + proc.stdout
+    proc = _train("sht", *base, "--out", str(tmp_path / "sht"), "--videos", str(videos),
+                  "--fptn-init", str(fptn_out / "fptn.safetensors"))
+    assert proc.returncode == 0, proc.stderr
+    assert "video pairs" in proc.stderr + proc.stdout
+    assert (tmp_path / "sht" / "last.safetensors").exists()
+
+
+def test_dhln_overfits_a_tiny_set(faces_300w):
+    """Loss must fall on 4 fixed faces: the loop, losses and targets fit together."""
+    from sht_model import build_model
+    from sht_model.config import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("test")
+    ds = LabelledFaces(read_300w(faces_300w)[:4], cfg, NO_AUGMENT, face_width=32.0)
+    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ("input", "face", "heatmaps")}
+    model = build_model("test")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(60):
+        out = model(batch["input"])
+        loss, _ = losses.dhln_loss(out.heatmaps, out.face, batch["heatmaps"], batch["face"], losses.LossWeights())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    print(f"overfit loss {history[0]:.3f} -> {history[-1]:.3f}")
+    assert history[-1] < 0.3 * history[0]
+
+
+def test_ddp_two_processes_on_gloo(faces_300w, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "train", "dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "2",
+           "--workers", "0", "--steps", "2", "--out", str(out), "--threads", "1", "--val-fraction", "0.3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "last.safetensors").exists()
+    assert json.loads((out / "config.json").read_text())["preset"] == "test"

@@ -1,0 +1,72 @@
+"""One inference seam: `load_backend(weights, kind, device)` returns an object with `.cfg` and
+`.infer(batch) -> (heatmaps, faces)`; nothing downstream looks at the runtime again.
+
+kinds: torch (CPU/CUDA), onnxruntime (CPU), tensorrt (CUDA, `[tensorrt]` extra), auto (TensorRT when
+CUDA and torch-tensorrt are present, else ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from sht_model.config import DHLNConfig
+
+log = logging.getLogger("shtrack")
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "shtrack-cpu-rt.safetensors"
+KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+class Backend(Protocol):
+    cfg: DHLNConfig
+    name: str
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3, S, S) float32 normalised -> heatmaps (n, 68, h, h), faces (n, 3, F, F) normalised."""
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _tensorrt_available() -> bool:
+    import importlib.util
+
+    return _cuda_available() and importlib.util.find_spec("torch_tensorrt") is not None
+
+
+def resolve_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown backend {kind!r}; choose from {', '.join(KINDS)}")
+    if kind != "auto":
+        return kind
+    return "tensorrt" if _tensorrt_available() else "onnxruntime"
+
+
+def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
+                 threads: int = 0) -> Backend:
+    weights = Path(weights) if weights else DEFAULT_WEIGHTS
+    kind = resolve_kind(kind)
+    if kind == "torch":
+        from .torch_backend import TorchBackend
+
+        backend = TorchBackend(weights, device, threads)
+    elif kind == "onnxruntime":
+        from .onnx_backend import OnnxBackend
+
+        backend = OnnxBackend(weights, threads)
+    else:
+        from .tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(weights)
+    log.info("backend %s, model %s (%s)", backend.name, backend.cfg.name, weights.name)
+    return backend

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sht_model.config import DHLNConfig
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SHTRACK_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "shtrack")
+    return Path(root).expanduser()
+
+
+def onnx_for(weights: Path) -> Path:
+    """An ONNX file for `weights`: itself, a sibling `.onnx` exported from it, or a cached export."""
+    if weights.suffix == ".onnx":
+        return weights
+    sibling = weights.with_suffix(".onnx")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    if sibling.exists() and sibling.stat().st_mtime >= weights.stat().st_mtime:
+        return sibling
+    cached = cache_dir() / f"{weights.stem}-{digest}.onnx"
+    if not cached.exists():
+        from sht_model.export import export_onnx
+        from sht_model.weights import load_model
+
+        export_onnx(load_model(weights), cached)
+    return cached
+
+
+class OnnxBackend:
+    def __init__(self, weights: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        if not weights.is_file():
+            from sht_model.weights import WeightsError
+
+            raise WeightsError(f"{weights}: weights file not found")
+        path = onnx_for(weights)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.cfg = DHLNConfig.from_json(self.session.get_modelmeta().custom_metadata_map["shtrack_config"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.name = "onnxruntime-cpu"
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heatmaps, faces = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        return heatmaps, faces

@@ -1,0 +1,40 @@
+"""TensorRT (FP16) through torch-tensorrt: compiled once per weights file and cached beside the ONNX exports."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from sht_model.config import DHLNConfig
+
+from .onnx_backend import cache_dir
+
+
+class TensorRTBackend:
+    def __init__(self, weights: Path):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("the tensorrt backend needs CUDA; none is visible (use --backend onnxruntime)")
+        from sht_model.export import export_tensorrt, tensorrt_config_json
+        from sht_model.weights import load_model
+
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        engine = cache_dir() / f"{weights.stem}-{digest}.trt.ts"
+        if not engine.exists():
+            engine.parent.mkdir(parents=True, exist_ok=True)
+            export_tensorrt(load_model(weights), engine)
+        import torch_tensorrt  # noqa: F401 -- registers the TensorRT runtime ops before loading
+
+        self.module = torch.jit.load(str(engine), map_location="cuda").eval()
+        self.cfg = DHLNConfig.from_json(tensorrt_config_json(engine))
+        self.name = "tensorrt-fp16"
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            heatmaps, faces = self.module(torch.from_numpy(batch).cuda())
+        return heatmaps.float().cpu().numpy(), faces.float().cpu().numpy()

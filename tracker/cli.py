@@ -1,0 +1,265 @@
+"""`shtrack`: track faces in a video source and write landmark CSVs / JSON lines / annotated video.
+
+    shtrack --source demo                          # bundled clip -> shtrack_out/demo.csv + demo_annotated.mp4
+    shtrack --source clip.mp4 --csv out.csv --save-video out.mp4
+    shtrack --source DIR_OF_VIDEOS --out DIR       # batch: one CSV per video
+    shtrack --source webcam --show
+    shtrack train dhln ...                         # training (python -m train)
+    shtrack export --weights W.safetensors --onnx W.onnx
+Exit codes: 0 success, 2 bad input, 130 interrupted (outputs written so far are kept and finalised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+log = logging.getLogger("shtrack")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .backends import KINDS
+
+    p = argparse.ArgumentParser(prog="shtrack", description=__doc__.split("\n")[0],
+                                epilog="\n".join(__doc__.split("\n")[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("input")
+    src.add_argument("--source", default="demo",
+                     help="demo | webcam | device index | video file | RTSP/HTTP URL | folder of images or videos")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--csv", type=Path, help="landmark CSV (OpenFace columns, then the face box)")
+    out.add_argument("--jsonl", type=Path, help="JSON lines, one frame per line, with per-landmark confidence")
+    out.add_argument("--save-video", type=Path, help="annotated MP4")
+    out.add_argument("--save-faces", type=Path, metavar="DIR", help="hallucinated faces of each track as PNG")
+    out.add_argument("--save-faces-every", type=int, default=10, metavar="N")
+    out.add_argument("--out", type=Path, metavar="DIR", help="batch mode: one CSV per video of --source DIR")
+    out.add_argument("--no-missing-rows", action="store_true", help="no success=0 row for frames without a face")
+    out.add_argument("--resume", action="store_true", help="continue an interrupted CSV after its last frame")
+    out.add_argument("--show", action="store_true", help="live window (needs a display and opencv-python)")
+    out.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    model = p.add_argument_group("model")
+    model.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
+    model.add_argument("--backend", default="auto", choices=KINDS)
+    model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
+    model.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    trk = p.add_argument_group("tracking")
+    trk.add_argument("--max-faces", type=int, default=0, help="0 = no limit")
+    trk.add_argument("--min-face", type=float, default=32.0, metavar="PX",
+                     help="smallest face width to detect (16 for surveillance footage; smaller is slower)")
+    trk.add_argument("--detect-every", type=int, default=10, metavar="N")
+    trk.add_argument("--min-confidence", type=float, default=0.2)
+    trk.add_argument("--smooth", default="kalman", choices=["kalman", "none"])
+    trk.add_argument("--kalman-measurement", type=float, default=None, help="measurement noise / face size")
+    trk.add_argument("--kalman-process", type=float, default=None, help="process noise / face size")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":
+        from train.__main__ import main as train_main
+
+        return train_main(argv[1:])
+    if argv and argv[0] == "export":
+        return export_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    _logging(args.quiet)
+    from sht_model.weights import WeightsError
+
+    from .sources import SourceError
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return run(args)
+    except (SourceError, WeightsError, FileNotFoundError) as exc:
+        print(f"shtrack: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shtrack: interrupted; outputs written so far are complete", file=sys.stderr)
+        return 130
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _logging(quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=False)])
+
+
+def _options(args):
+    import dataclasses
+
+    from .pipeline import TrackerOptions
+    from .smoothing import KalmanParams
+
+    kalman = KalmanParams()
+    if args.kalman_measurement is not None:
+        kalman = dataclasses.replace(kalman, measurement=args.kalman_measurement)
+    if args.kalman_process is not None:
+        kalman = dataclasses.replace(kalman, process=args.kalman_process)
+    return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detect_every=args.detect_every,
+                          min_confidence=args.min_confidence, smooth=args.smooth, kalman=kalman,
+                          hallucinate=args.save_faces is not None)
+
+
+def run(args) -> int:
+    from .backends import load_backend
+    from .sources import VIDEO_EXTS, SourceError
+
+    source = Path(str(args.source))
+    videos = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_EXTS) if source.is_dir() else []
+    if args.out is not None and not videos:
+        raise SourceError(f"{args.source}: --out needs a folder of videos ({', '.join(VIDEO_EXTS)})")
+    if videos and args.out is None:
+        raise SourceError(f"{args.source}: a folder of videos needs --out DIR (one CSV per video)")
+    backend = load_backend(args.weights, args.backend, args.device, args.threads)
+    if videos:
+        return run_batch(args, videos, backend)
+    return run_one(args, str(args.source), backend)
+
+
+def _default_outputs(args, name: str) -> None:
+    """With no output flag, a file source writes shtrack_out/<name>.csv and <name>_annotated.mp4."""
+    if any([args.csv, args.jsonl, args.save_video, args.save_faces, args.show]):
+        return
+    stem = "demo" if name == "demo" else Path(name).stem
+    args.csv = Path("shtrack_out") / f"{stem}.csv"
+    args.save_video = Path("shtrack_out") / f"{stem}_annotated.mp4"
+
+
+def run_one(args, spec: str, backend) -> int:
+    from .pipeline import FaceTracker
+    from .sinks import CsvSink, FaceDumpSink, JsonlSink, VideoSink, WindowSink
+    from .sources import open_source
+    from .ui import Monitor
+
+    src = open_source(spec)
+    if not src.live:
+        _default_outputs(args, spec)
+    skip_until = _resume_point(args.csv) if args.resume and args.csv else 0
+    tracker = FaceTracker(backend, _options(args))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(src)
+        sinks = []
+        if args.csv:
+            sinks.append(stack.enter_context(CsvSink(args.csv, not args.no_missing_rows, resume=args.resume)))
+        if args.jsonl:
+            sinks.append(stack.enter_context(JsonlSink(args.jsonl, resume=args.resume)))
+        if args.save_video:
+            sinks.append(stack.enter_context(VideoSink(args.save_video, src.fps or 25.0)))
+        if args.save_faces:
+            sinks.append(stack.enter_context(FaceDumpSink(args.save_faces, args.save_faces_every)))
+        if args.show:
+            sinks.append(stack.enter_context(WindowSink()))
+        monitor = stack.enter_context(Monitor(src.name, src.total, src.live, args.quiet))
+        for result in _results(src, tracker, skip_until):
+            for sink in sinks:
+                sink.append(result)
+            monitor.update(result)
+    if src.skipped:
+        log.warning("%s: %d damaged frames/packets skipped", src.name, src.skipped)
+    for label, path in (("csv", args.csv), ("jsonl", args.jsonl), ("video", args.save_video), ("faces", args.save_faces)):
+        if path and not args.quiet:
+            log.info("%s: %s", label, path)
+    return 0
+
+
+def _results(src, tracker, skip_until: int):
+    import time
+
+    frames = iter(src)
+    while True:
+        t = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        if frame.index <= skip_until:
+            continue
+        timings = {"decode": (time.perf_counter() - t) * 1000.0}
+        yield tracker.process(frame, timings)
+
+
+def _resume_point(csv_path: Path) -> int:
+    """Last complete frame of an interrupted CSV (final or .partial); a trailing half row is cut off."""
+    partial = csv_path.with_name(csv_path.name + ".partial")
+    path = partial if partial.exists() else csv_path
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+        data = data[:cut]
+    lines = data.decode(errors="replace").splitlines()
+    if len(lines) < 2:
+        return 0
+    last = int(lines[-1].split(",", 1)[0])
+    # Rows of the last frame may be incomplete if the run died between faces: redo that frame.
+    keep = [ln for ln in lines if not ln.startswith(f"{last},")]
+    path.write_text("\n".join(keep) + "\n")
+    return last - 1
+
+
+def run_batch(args, videos: list[Path], backend) -> int:
+    """One CSV per video into --out; a bad file is logged and skipped, the rest go on."""
+    from rich.progress import Progress
+
+    from .sources import SourceError
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with Progress(disable=args.quiet, transient=True) as progress:
+        task = progress.add_task("videos", total=len(videos))
+        for video in videos:
+            one = argparse.Namespace(**vars(args))
+            one.csv, one.jsonl, one.save_video, one.save_faces, one.show = args.out / f"{video.stem}.csv", None, None, None, False
+            one.quiet = True
+            try:
+                run_one(one, str(video), backend)
+            except SourceError as exc:
+                log.error("skipped %s", exc)
+                failed.append(video)
+            progress.advance(task)
+    if not args.quiet:
+        log.info("%d of %d videos -> %s", len(videos) - len(failed), len(videos), args.out)
+    return 2 if failed and len(failed) == len(videos) else 0
+
+
+def export_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="shtrack export", description="export DHLN weights for inference runtimes")
+    p.add_argument("--weights", type=Path, help="safetensors file (default: bundled)")
+    p.add_argument("--onnx", type=Path, help="write ONNX (dynamic batch)")
+    p.add_argument("--tensorrt", type=Path, help="write a TensorRT FP16 TorchScript module (CUDA)")
+    args = p.parse_args(argv)
+    from sht_model.export import export_onnx, export_tensorrt
+    from sht_model.weights import WeightsError, load_model
+
+    from .backends import DEFAULT_WEIGHTS
+
+    try:
+        model = load_model(args.weights or DEFAULT_WEIGHTS)
+    except WeightsError as exc:
+        print(f"shtrack: error: {exc}", file=sys.stderr)
+        return 2
+    if args.onnx:
+        print(export_onnx(model, args.onnx))
+    if args.tensorrt:
+        try:
+            print(export_tensorrt(model, args.tensorrt))
+        except RuntimeError as exc:
+            print(f"shtrack: error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

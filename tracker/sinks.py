@@ -1,0 +1,211 @@
+"""Sinks: context managers that take one frame's faces at a time.
+
+    with CsvSink("out.csv") as sink:
+        for result in track("video.mp4"):
+            sink.append(result)
+
+Each writes to `<path>.partial` and renames it into place on close, so a file with the final name is
+always complete; rows are flushed every frame, so an interrupted run keeps every finished frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .types import NUM_LANDMARKS, FrameResult
+
+OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"]
+                    + [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)])
+EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1"]
+CSV_COLUMNS = OPENFACE_COLUMNS + EXTRA_COLUMNS
+
+
+class _AtomicFile:
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.resume = resume
+
+    def _open_target(self, mode: str = "w", **kw):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.resume and self.path.exists() and not self.partial.exists():
+            os.replace(self.path, self.partial)
+        return open(self.partial, "a" if self.resume and self.partial.exists() else mode, **kw)
+
+    def _finalise(self) -> None:
+        if self.partial.exists():
+            os.replace(self.partial, self.path)
+
+
+class CsvSink(_AtomicFile):
+    """OpenFace's column layout (frame, face_id, timestamp, confidence, success, x_0..x_67, y_0..y_67), then the
+    face box. Coordinates carry 3 decimals. Frames without faces get one `success=0` row (face_id -1) unless
+    `missing_rows=False`."""
+
+    def __init__(self, path: str | Path, missing_rows: bool = True, resume: bool = False):
+        super().__init__(path, resume)
+        self.missing_rows = missing_rows
+
+    def __enter__(self) -> "CsvSink":
+        existing = self.resume and (self.partial.exists() or self.path.exists())
+        self._file = self._open_target(newline="")
+        self._writer = csv.writer(self._file)
+        if not existing or self._file.tell() == 0:
+            self._writer.writerow(CSV_COLUMNS)
+        return self
+
+    def append(self, result: FrameResult) -> None:
+        frame, faces = result.frame, result.faces
+        if len(faces) == 0 and self.missing_rows:
+            self._writer.writerow([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
+                                  + [""] * (2 * NUM_LANDMARKS) + [""] * 4)
+        for i in range(len(faces)):
+            xy = faces.xy[i]
+            row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{faces.score[i]:.3f}",
+                   int(faces.success[i])]
+            row += [f"{v:.3f}" for v in xy[:, 0]] + [f"{v:.3f}" for v in xy[:, 1]]
+            row += [f"{v:.3f}" for v in faces.boxes[i]]
+            self._writer.writerow(row)
+        self._file.flush()
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self._finalise()
+
+
+class JsonlSink(_AtomicFile):
+    """One JSON object per frame, with per-landmark confidence."""
+
+    def __enter__(self) -> "JsonlSink":
+        self._file = self._open_target()
+        return self
+
+    def append(self, result: FrameResult) -> None:
+        faces = result.faces
+        record = {"frame": result.frame.index, "timestamp": round(result.frame.timestamp, 6), "faces": [
+            {"face_id": int(faces.face_id[i]), "confidence": round(float(faces.score[i]), 4),
+             "success": bool(faces.success[i]), "box": [round(float(v), 3) for v in faces.boxes[i]],
+             "landmarks": np.round(faces.xy[i], 3).tolist(),
+             "landmark_confidence": np.round(faces.confidence[i], 3).tolist()}
+            for i in range(len(faces))]}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self._finalise()
+
+
+def draw(image: np.ndarray, result: FrameResult) -> np.ndarray:
+    """Landmarks, boxes and ids drawn on a copy of the frame."""
+    canvas = image.copy()
+    faces = result.faces
+    scale = max(1, round(max(canvas.shape[:2]) / 480))
+    for i in range(len(faces)):
+        colour = (0, 255, 0) if faces.success[i] else (0, 0, 255)
+        x0, y0, x1, y1 = faces.boxes[i].astype(int)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (255, 200, 0), 1)
+        cv2.putText(canvas, f"{faces.face_id[i]}", (x0, max(0, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * scale, (255, 200, 0), 1, cv2.LINE_AA)
+        for x, y in faces.xy[i]:
+            cv2.circle(canvas, (int(round(x * 4)), int(round(y * 4))), 4 * scale // 2 + 2, colour, -1,
+                       cv2.LINE_AA, shift=2)
+    return canvas
+
+
+class VideoSink(_AtomicFile):
+    """Annotated MP4 (H.264 when FFmpeg has it, else MPEG-4 Part 2), written with PyAV."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0, upscale_to: int = 480):
+        super().__init__(path)
+        self.fps, self.upscale_to = fps, upscale_to
+        self._container = None
+
+    def __enter__(self) -> "VideoSink":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+        from fractions import Fraction
+
+        self._container = av.open(str(self.partial), mode="w", format="mp4")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        rate = Fraction(self.fps).limit_denominator(1000) if self.fps else Fraction(25)
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+
+    def append(self, result: FrameResult) -> None:
+        import av
+
+        image = result.frame.image
+        # Tiny surveillance frames are drawn on an upscaled copy so the 68 points stay visible.
+        k = max(1, int(np.ceil(self.upscale_to / max(image.shape[:2]))))
+        if k > 1:
+            image = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+            scaled = FrameResult(result.frame, result.faces[np.arange(len(result.faces))])
+            scaled.faces.xy = scaled.faces.xy * k + (k - 1) / 2
+            scaled.faces.boxes = scaled.faces.boxes * k
+            result = scaled
+        canvas = draw(image, result)
+        h, w = canvas.shape[:2]
+        canvas = canvas[: h - h % 2, : w - w % 2]
+        if self._container is None:
+            self._open(canvas.shape[1], canvas.shape[0])
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas), format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def __exit__(self, *exc) -> None:
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._finalise()
+
+
+class FaceDumpSink:
+    """Each track's hallucinated (super-resolved) face as PNG every `every` frames: DIR/face_<id>/<frame>.png."""
+
+    def __init__(self, folder: str | Path, every: int = 10):
+        self.folder, self.every = Path(folder), max(1, every)
+
+    def __enter__(self) -> "FaceDumpSink":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def append(self, result: FrameResult) -> None:
+        faces = result.faces
+        if faces.hallucinated is None or (result.frame.index - 1) % self.every:
+            return
+        for i in range(len(faces)):
+            if not faces.success[i]:
+                continue
+            out = self.folder / f"face_{faces.face_id[i]}"
+            out.mkdir(exist_ok=True)
+            cv2.imwrite(str(out / f"{result.frame.index:06d}.png"), faces.hallucinated[i])
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class WindowSink:
+    """Live OpenCV window (webcam --show). Needs a display and opencv-python (not -headless)."""
+
+    def __enter__(self) -> "WindowSink":
+        return self
+
+    def append(self, result: FrameResult) -> None:
+        cv2.imshow("shtrack", draw(result.frame.image, result))
+        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        cv2.destroyAllWindows()

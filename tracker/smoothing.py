@@ -1,0 +1,81 @@
+"""Landmark smoothing: a constant-velocity Kalman filter per track, over all 68 x 2 coordinates at once.
+
+Every coordinate follows the same model (state = position, velocity), so they share one 2x2 covariance:
+filterpy's KalmanFilter runs on that shared covariance to give the gain, which is then applied to the
+(2, 136) state of the track in one matrix product. Noise is scaled by the face size (a 16-px face has
+sub-pixel noise, a 300-px face several pixels), so one setting serves every scale.
+The state lives in the track (`KalmanState`); a new track starts a new filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from filterpy.kalman import KalmanFilter
+
+
+@dataclass(frozen=True)
+class KalmanParams:
+    # Standard deviations as fractions of the face size (landmark box side), per frame.
+    # Fitted on held-out 300W faces: measurement noise ~ landmark NME spread; process noise ~ typical motion.
+    measurement: float = 0.02
+    process: float = 0.01
+
+
+class KalmanState:
+    def __init__(self, xy: np.ndarray, params: KalmanParams):
+        self.params = params
+        self.kf = KalmanFilter(dim_x=2, dim_z=1)
+        self.kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
+        self.kf.H = np.array([[1.0, 0.0]])
+        self.kf.P = np.diag([1.0, 1.0])
+        self.state = np.zeros((2, xy.size))
+        self.state[0] = xy.reshape(-1)
+        self.initialised = False
+
+    def step(self, xy: np.ndarray, face_size: float) -> np.ndarray:
+        """Predict one frame ahead, correct with the measured (68, 2) points, return the filtered points."""
+        p = self.params
+        r = (p.measurement * face_size) ** 2
+        q = (p.process * face_size) ** 2
+        kf = self.kf
+        if not self.initialised:
+            kf.P = np.diag([r, 4 * q])
+            self.initialised = True
+            self.state[0] = xy.reshape(-1)
+            self.state[1] = 0.0
+            return xy.astype(np.float32)
+        kf.R = np.array([[r]])
+        # Discrete white-noise acceleration model, dt = 1 frame.
+        kf.Q = q * np.array([[0.25, 0.5], [0.5, 1.0]])
+        kf.x = np.zeros((2, 1))
+        kf.predict()
+        kf.update(np.zeros((1, 1)))
+        gain = kf.K                                    # (2, 1), shared by all coordinates
+        predicted = kf.F @ self.state
+        innovation = xy.reshape(-1) - predicted[0]
+        self.state = predicted + gain @ innovation[None, :]
+        return self.state[0].reshape(xy.shape).astype(np.float32)
+
+
+class Smoother:
+    """`kalman` or `none`; holds per-track states keyed by face id."""
+
+    def __init__(self, kind: str = "kalman", params: KalmanParams = KalmanParams()):
+        if kind not in ("kalman", "none"):
+            raise ValueError(f"unknown smoothing {kind!r}; choose kalman or none")
+        self.kind, self.params = kind, params
+        self.states: dict[int, KalmanState] = {}
+
+    def __call__(self, face_id: int, xy: np.ndarray, face_size: float) -> np.ndarray:
+        if self.kind == "none":
+            return xy
+        state = self.states.get(face_id)
+        if state is None:
+            state = self.states[face_id] = KalmanState(xy, self.params)
+        return state.step(xy, face_size)
+
+    def forget(self, face_ids) -> None:
+        for i in face_ids:
+            self.states.pop(int(i), None)

@@ -1,0 +1,224 @@
+"""Frame sources: video files, URLs (RTSP/HTTP), webcams, image folders and the bundled demo clip.
+
+`open_source(spec)` returns an iterator of `Frame`s. Video is decoded with PyAV on a reader thread that
+feeds a bounded queue, so decoding overlaps inference while memory stays constant. Timestamps come from
+the stream's presentation times. Damaged packets mid-file are skipped and counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .types import Frame
+
+log = logging.getLogger("shtrack")
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"
+
+
+class SourceError(ValueError):
+    """An input that cannot be opened; the message is one line naming the input."""
+
+
+class Source:
+    """Iterator of Frames with a known (or unknown: None) frame count and a close()."""
+
+    def __init__(self, name: str, frames: Iterator[Frame], total: int | None, fps: float | None, live: bool,
+                 closer: Callable[[], None] = lambda: None):
+        self.name, self._frames, self.total, self.fps, self.live = name, frames, total, fps, live
+        self._closer = closer
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def close(self) -> None:
+        self._closer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0) -> Source:
+    """demo | webcam | DEVICE_INDEX | URL | video file | folder of images."""
+    text = str(spec)
+    if text == "demo":
+        if not DEMO_CLIP.exists():
+            raise SourceError(f"demo clip missing at {DEMO_CLIP} (reinstall shtrack)")
+        return open_video(str(DEMO_CLIP), queue_size, name="demo")
+    if text == "webcam" or text.isdigit():
+        return open_webcam(0 if text == "webcam" else int(text), queue_size)
+    if text.startswith(URL_SCHEMES):
+        return open_video(text, queue_size, live=True, read_timeout=read_timeout)
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(f"{text}: no such file or directory")
+    if path.is_dir():
+        return open_image_folder(path)
+    return open_video(text, queue_size)
+
+
+def _threaded(name: str, produce: Callable[[Callable[[Frame], bool]], None], queue_size: int) -> tuple[Iterator[Frame], Callable[[], None]]:
+    """Run `produce(put)` on a reader thread; frames come out of a bounded queue on the caller's thread."""
+    q: queue.Queue = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+    done = object()
+
+    def put(frame: Frame) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(frame, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run():
+        try:
+            produce(put)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the consumer thread
+            q.put(exc)
+        finally:
+            q.put(done)
+
+    thread = threading.Thread(target=run, name=f"reader:{name}", daemon=True)
+    thread.start()
+
+    def frames() -> Iterator[Frame]:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close():
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+    return frames(), close
+
+
+def open_video(url: str, queue_size: int = 8, name: str | None = None, live: bool = False,
+               read_timeout: float = 10.0, av_format: str | None = None, options: dict | None = None) -> Source:
+    import av
+
+    name = name or url
+    opts = dict(options or {})
+    if url.startswith(("rtsp://", "rtsps://")):
+        opts.setdefault("rtsp_transport", "tcp")
+    try:
+        container = av.open(url, format=av_format, options=opts, timeout=(read_timeout, read_timeout))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise SourceError(f"{name}: cannot open ({_reason(exc)})") from None
+    streams = container.streams.video
+    if not streams:
+        container.close()
+        raise SourceError(f"{name}: no video stream")
+    stream = streams[0]
+    stream.thread_type = "AUTO"
+    total = stream.frames or None
+    fps = float(stream.average_rate) if stream.average_rate else None
+    source = Source(name, iter(()), total, fps, live)
+
+    def produce(put: Callable[[Frame], bool]) -> None:
+        index = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    source.skipped += 1
+                    log.warning("%s: skipped a damaged packet (%s)", name, _reason(exc))
+                    continue
+                for vf in decoded:
+                    index += 1
+                    ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
+                    try:
+                        image = vf.to_ndarray(format="bgr24")
+                    except (ValueError, av.error.FFmpegError) as exc:
+                        source.skipped += 1
+                        log.warning("%s: skipped frame %d (%s)", name, index, _reason(exc))
+                        continue
+                    if not put(Frame(index, ts, image, name)):
+                        return
+        except av.error.FFmpegError as exc:
+            if index == 0:
+                raise SourceError(f"{name}: cannot decode ({_reason(exc)})") from None
+            log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
+        finally:
+            container.close()
+
+    source._frames, source._closer = _threaded(name, produce, queue_size)
+    return source
+
+
+def _camera_format() -> tuple[str, Callable[[int], str]]:
+    if sys.platform.startswith("linux"):
+        return "v4l2", lambda i: f"/dev/video{i}"
+    if sys.platform == "darwin":
+        return "avfoundation", lambda i: f"{i}:none"
+    return "dshow", lambda i: f"video={i}"
+
+
+def open_webcam(index: int, queue_size: int = 2) -> Source:
+    """A camera through PyAV's capture device (v4l2 / avfoundation / dshow). A short queue keeps latency low."""
+    fmt, device = _camera_format()
+    if fmt == "v4l2" and not Path(device(index)).exists():
+        raise SourceError(f"webcam {index}: no such device {device(index)}")
+    try:
+        source = open_video(device(index), queue_size, name=f"webcam:{index}", live=True, av_format=fmt,
+                            options={"framerate": "30"})
+    except SourceError as exc:
+        raise SourceError(f"webcam {index}: cannot open ({str(exc).split('(', 1)[-1].rstrip(')')})") from None
+    source.total = None
+    return source
+
+
+def open_image_folder(folder: Path, fps: float = 25.0) -> Source:
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not images:
+        raise SourceError(f"{folder}: no images in this folder (and batch mode needs --out DIR for videos)")
+    source = Source(str(folder), iter(()), len(images), fps, False)
+
+    def frames() -> Iterator[Frame]:
+        for i, path in enumerate(images, 1):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                source.skipped += 1
+                log.warning("%s: skipped unreadable image", path)
+                continue
+            yield Frame(i, (i - 1) / fps, image, str(path))
+
+    source._frames = frames()
+    return source
+
+
+def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = "arrays") -> Source:
+    """In-memory frames (tests, Python API users with their own capture)."""
+    gen = (Frame(i, (i - 1) / fps, img, name) for i, img in enumerate(images, 1))
+    return Source(name, gen, len(images), fps, False)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

@@ -1,0 +1,78 @@
+"""The two dataclasses every stage passes along: a decoded `Frame` and the `Faces` found in it.
+
+`Faces` holds every face of one frame as arrays (supervision's KeyPoints shape): `xy` (n, 68, 2) and
+`confidence` (n, 68) in source-frame pixels, plus boxes, ids and per-face flags. No per-landmark objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NUM_LANDMARKS = 68
+
+
+@dataclass
+class Frame:
+    index: int                 # 1-based, like OpenFace
+    timestamp: float           # seconds, from the stream's pts (not from counting frames)
+    image: np.ndarray          # (H, W, 3) uint8 BGR
+    source: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass
+class Faces:
+    xy: np.ndarray                          # (n, 68, 2) float32, source pixels
+    confidence: np.ndarray                  # (n, 68) float32 in [0, 1], heatmap peak values
+    boxes: np.ndarray                       # (n, 4) float32 x0, y0, x1, y1: the crop's face box
+    face_id: np.ndarray                     # (n,) int64, stable per track
+    success: np.ndarray                     # (n,) bool: landmarks trusted (confidence above threshold)
+    hallucinated: list[np.ndarray] | None = field(default=None, repr=False)  # n x (S, S, 3) uint8 BGR
+
+    def __post_init__(self):
+        n = len(self.xy)
+        self.xy = np.asarray(self.xy, np.float32).reshape(n, NUM_LANDMARKS, 2)
+        self.confidence = np.asarray(self.confidence, np.float32).reshape(n, NUM_LANDMARKS)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(n, 4)
+        self.face_id = np.asarray(self.face_id, np.int64).reshape(n)
+        self.success = np.asarray(self.success, bool).reshape(n)
+        if self.hallucinated is not None and len(self.hallucinated) != n:
+            raise ValueError(f"hallucinated has {len(self.hallucinated)} faces, xy has {n}")
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def __getitem__(self, index) -> "Faces":
+        idx = np.atleast_1d(np.arange(len(self))[index])
+        hall = [self.hallucinated[i] for i in idx] if self.hallucinated is not None else None
+        return Faces(self.xy[idx], self.confidence[idx], self.boxes[idx], self.face_id[idx], self.success[idx], hall)
+
+    @property
+    def score(self) -> np.ndarray:
+        """Per-face confidence: mean of the 68 heatmap peaks."""
+        return self.confidence.mean(1) if len(self) else np.zeros(0, np.float32)
+
+    @classmethod
+    def empty(cls) -> "Faces":
+        return cls(np.zeros((0, NUM_LANDMARKS, 2)), np.zeros((0, NUM_LANDMARKS)), np.zeros((0, 4)),
+                   np.zeros(0, np.int64), np.zeros(0, bool))
+
+    @classmethod
+    def from_dlib(cls, shapes, rects) -> "Faces":
+        """dlib full_object_detection list + rectangles -> Faces (confidence 1, ids 0..n-1)."""
+        xy = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], np.float32).reshape(-1, NUM_LANDMARKS, 2)
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
+        n = len(xy)
+        return cls(xy, np.ones((n, NUM_LANDMARKS)), boxes, np.arange(n), np.ones(n, bool))
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    faces: Faces
+    timings: dict[str, float] = field(default_factory=dict)   # stage -> milliseconds for this frame

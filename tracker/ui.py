@@ -1,0 +1,105 @@
+"""Terminal UI with rich: a progress bar (frames, FPS, ETA) for files, live stats for streams, a summary table."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .types import FrameResult
+
+
+class Stats:
+    """Per-frame timings and counts of one run."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.frames = 0
+        self.faces = 0
+        self.frames_with_face = 0
+        self.stage_ms: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        n = int(result.faces.success.sum()) if len(result.faces) else 0
+        self.faces += n
+        self.frames_with_face += n > 0
+        for stage, ms in result.timings.items():
+            self.stage_ms[stage].append(ms)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.elapsed, 1e-9)
+
+    def percentiles(self) -> dict[str, tuple[float, float]]:
+        return {s: (float(np.percentile(v, 50)), float(np.percentile(v, 95)))
+                for s, v in self.stage_ms.items() if v}
+
+    def table(self, title: str) -> Table:
+        """One row per stage (p50/p95 ms), the run's totals in the caption: fits an 80-column terminal."""
+        found = self.frames_with_face / max(self.frames, 1)
+        caption = (f"{self.frames} frames, face found in {found:.1%}, "
+                   f"{self.faces / max(self.frames, 1):.2f} faces/frame, {self.fps:.1f} FPS")
+        table = Table(title=title, caption=caption)
+        table.add_column("stage")
+        table.add_column("p50 ms", justify="right")
+        table.add_column("p95 ms", justify="right")
+        for stage, (p50, p95) in self.percentiles().items():
+            table.add_row(stage, f"{p50:.2f}", f"{p95:.2f}")
+        return table
+
+
+class Monitor:
+    """`with Monitor(name, total, live, quiet) as m: m.update(result)`; prints the summary on exit."""
+
+    def __init__(self, name: str, total: int | None, live: bool, quiet: bool = False,
+                 console: Console | None = None):
+        self.name, self.total, self.live, self.quiet = name, total, live, quiet
+        self.console = console or Console(stderr=True)
+        self.stats = Stats()
+        self._progress = self._live = None
+        self._last_draw = 0.0
+
+    def __enter__(self) -> "Monitor":
+        if self.quiet:
+            return self
+        if self.live or not self.total:
+            self._live = Live(self.stats.table(self.name), console=self.console, refresh_per_second=2)
+            self._live.__enter__()
+        else:
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[fps]:.1f} FPS"), TimeRemainingColumn(),
+                                      console=self.console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.name, total=self.total, fps=0.0)
+        return self
+
+    def update(self, result: FrameResult) -> None:
+        self.stats.add(result)
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < 0.25:
+            return
+        self._last_draw = now
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.stats.frames, fps=self.stats.fps)
+        elif self._live is not None:
+            self._live.update(self.stats.table(f"{self.name} (live)"))
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        if self._live is not None:
+            self._live.__exit__(*exc)
+        if not self.quiet:
+            self.console.print(self.stats.table(self.name))

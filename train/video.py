@@ -1,0 +1,93 @@
+"""Unlabelled video frame pairs for the SHT stage (Sec. 4.1: two frames j, k of one clip).
+
+Each clip is decoded once (every `stride`-th frame); the face is found with the tracker's detector on
+the full-resolution frame and each frame's square crop is kept at HR_SIZE in memory. A pair is two crops
+of one clip at most `max_gap` kept frames apart, both degraded to the same face width; there are no
+landmarks, so the heatmap term is dropped for these pairs (gamma1 = 0, Eq. 10).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sht_model.config import DHLNConfig
+
+from .data import HR_SIZE, Augment, make_sample_from_box
+from .degrade import DegradeConfig, sample_face_width
+from .readers import list_videos
+
+log = logging.getLogger("shtrack.train")
+
+# Clips of ../shared/data/videos held out from every training stage (validation of the tracker and
+# of the model card's clip numbers).
+HELD_OUT_CLIPS = ("driving_d0", "driving_d13", "source_s13", "tpsmm_driving")
+
+
+def decode_faces(video: Path, stride: int = 3, max_frames: int = 400) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(HR crop RGB uint8, box in crop pixels)] for frames where one face is found."""
+    import av
+    import cv2
+
+    from sht_model import geometry
+    from tracker.detector import HaarDetector
+
+    detector = HaarDetector(min_face=60, max_faces=1)
+    out = []
+    with av.open(str(video)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % stride:
+                continue
+            bgr = frame.to_ndarray(format="bgr24")
+            boxes = detector.detect(bgr)
+            if not len(boxes):
+                continue
+            # Keep a generous HR crop (2x the crop the model sees) so augmentation has room.
+            m = geometry.crop_matrix(boxes[0, :4], HR_SIZE, scale=geometry.CROP_SCALE * 2)
+            crop = cv2.cvtColor(geometry.warp(bgr, m, HR_SIZE, cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+            c, half = (HR_SIZE - 1) / 2, HR_SIZE / (geometry.CROP_SCALE * 2) / 2
+            out.append((crop, np.array([c - half, c - half, c + half, c + half], np.float32)))
+            if len(out) >= max_frames:
+                break
+    return out
+
+
+class VideoPairs(Dataset):
+    def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3, max_gap: int = 10,
+                 exclude: tuple[str, ...] = HELD_OUT_CLIPS, aug: Augment = Augment(max_angle=10.0),
+                 degrade_cfg: DegradeConfig = DegradeConfig()):
+        self.cfg, self.seed, self.max_gap, self.aug, self.degrade_cfg = cfg, seed, max_gap, aug, degrade_cfg
+        self.epoch = 0
+        self.clips = []
+        for video in list_videos(root):
+            if video.stem in exclude:
+                continue
+            faces = decode_faces(video, stride)
+            if len(faces) >= 2:
+                self.clips.append(faces)
+        self.index = [(c, j) for c, faces in enumerate(self.clips) for j in range(len(faces))]
+        if not self.index:
+            raise ValueError(f"{root}: no clip with a detectable face in two frames")
+        log.info("video pairs: %d clips, %d frames", len(self.clips), len(self.index))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i, 7])
+        clip, j = self.index[i]
+        faces = self.clips[clip]
+        k = int(np.clip(j + rng.integers(-self.max_gap, self.max_gap + 1), 0, len(faces) - 1))
+        width = sample_face_width(rng, self.degrade_cfg)
+        flip = rng.random() < 0.5
+        a = make_sample_from_box(faces[j][0], faces[j][1], self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
+        b = make_sample_from_box(faces[k][0], faces[k][1], self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
+        # No labels: zero heatmaps keep the batch collatable; gamma1 = 0 removes them from the loss.
+        for s in (a, b):
+            s["heatmaps"] = torch.zeros(self.cfg.num_landmarks, self.cfg.feature_size, self.cfg.feature_size)
+            s["landmarks"] = torch.full((self.cfg.num_landmarks, 2), float("nan"))
+        return {"a": a, "b": b, "labelled": torch.tensor(0.0)}
