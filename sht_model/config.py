@@ -54,7 +54,7 @@ class DHLNConfig:
 
 PRESETS: dict[str, DHLNConfig] = {
     # The paper's DHLN (Sec. 3.1): 4 stacks, 256 ch at 64x64, 128x128 hallucinated face.
-    # blocks_per_level=2 brings the count to 23.55M, +3.6% of the paper's 22.72M (tests/test_model.py).
+    # blocks_per_level=2 brings the count to 23.50M, +3.4% of the paper's 22.72M (tests/test_model.py).
     "paper": DHLNConfig(name="paper", blocks_per_level=2),
     # SHT-M (Sec. 4.3): 64x64 in, 256x256 face out through a longer upsampling tail.
     "sht-m": DHLNConfig(name="sht-m", face_size=256, blocks_per_level=2),

@@ -31,7 +31,8 @@ class TrainConfig:
     stage: str = "dhln"
     preset: str = "cpu-rt"
     data: str = "../shared/data/300w_train"          # labelled faces (300W layout)
-    videos: str = ""                                  # unlabelled clips for the sht stage
+    videos: str = ""                                  # clips for the sht stage
+    video_labels: str = ""                            # teacher labels of those clips (300VW layout), optional
     out: str = "runs/default"
     init: str = ""                                    # DHLN weights to start from (safetensors)
     fptn_init: str = ""                               # FPTN weights to start from (safetensors)

@@ -188,12 +188,18 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     core = unwrap(fptn)
     vgg = _vgg(cfg, rt)
     parts_ds = [LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)]
+    if cfg.videos and cfg.video_labels:
+        taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels)
+        parts_ds.append(taught)
+        log.info("sht: %d teacher-labelled video frames (gamma1 = 1)", len(taught))
     if cfg.videos and cfg.unlabelled_fraction > 0:
         video = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed)
-        # Repeat the smaller set so the mix matches `unlabelled_fraction` in expectation.
-        want = int(len(parts_ds[0]) * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction))
-        parts_ds += [video] * max(1, round(want / max(1, len(video))))
-        log.info("sht: %d labelled pairs, %d video pairs x%d", len(parts_ds[0]), len(video), len(parts_ds) - 1)
+        labelled = sum(len(d) for d in parts_ds)
+        # Repeat the unlabelled set so the mix matches `unlabelled_fraction` in expectation.
+        want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction)
+        repeats = max(1, round(want / max(1, len(video))))
+        parts_ds += [video] * repeats
+        log.info("sht: %d labelled pairs, %d unlabelled video pairs x%d (gamma1 = 0)", labelled, len(video), repeats)
     dataset = ConcatDataset(parts_ds)
     opt = torch.optim.AdamW(list(dhln.parameters()) + list(core.generator.parameters()), lr=cfg.lr,
                             weight_decay=cfg.weight_decay)

@@ -2,8 +2,9 @@
 
 Each clip is decoded once (every `stride`-th frame); the face is found with the tracker's detector on
 the full-resolution frame and each frame's square crop is kept at HR_SIZE in memory. A pair is two crops
-of one clip at most `max_gap` kept frames apart, both degraded to the same face width; there are no
-landmarks, so the heatmap term is dropped for these pairs (gamma1 = 0, Eq. 10).
+of one clip at most `max_gap` kept frames apart, both degraded to the same face width. Without labels the heatmap
+term is dropped for these pairs (gamma1 = 0, Eq. 10); with teacher labels (`--video-labels`) they count as
+labelled pairs (gamma1 = 1), like 300VW's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch.utils.data import Dataset
 
 from sht_model.config import DHLNConfig
 
-from .data import HR_SIZE, Augment, make_sample_from_box
+from .data import HR_SIZE, Augment, make_sample, make_sample_from_box
 from .degrade import DegradeConfig, sample_face_width
 from .readers import list_videos
 
@@ -28,29 +29,46 @@ log = logging.getLogger("shtrack.train")
 HELD_OUT_CLIPS = ("driving_d0", "driving_d13", "source_s13", "tpsmm_driving")
 
 
-def decode_faces(video: Path, stride: int = 3, max_frames: int = 400) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(HR crop RGB uint8, box in crop pixels)] for frames where one face is found."""
+def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Path | None = None):
+    """[(HR crop RGB uint8, face box in crop pixels, landmarks in crop pixels or None)].
+
+    With teacher labels (`labels/<clip>/annot/NNNNNN.pts`, from `python -m train.label`) the crop follows
+    the labelled landmarks and only labelled frames are kept; otherwise the detector finds the face.
+    """
     import av
     import cv2
 
     from sht_model import geometry
     from tracker.detector import HaarDetector
 
+    from .readers import read_pts
+
+    annot = labels / video.stem / "annot" if labels is not None else None
     detector = HaarDetector(min_face=60, max_faces=1)
     out = []
     with av.open(str(video)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i % stride:
+        for number, frame in enumerate(container.decode(video=0), 1):
+            if (number - 1) % stride:
                 continue
+            xy = None
+            if annot is not None:
+                pts = annot / f"{number:06d}.pts"
+                if not pts.exists():
+                    continue
+                xy = read_pts(pts)
+                box = geometry.landmark_box(xy)
             bgr = frame.to_ndarray(format="bgr24")
-            boxes = detector.detect(bgr)
-            if not len(boxes):
-                continue
+            if xy is None:
+                boxes = detector.detect(bgr)
+                if not len(boxes):
+                    continue
+                box = boxes[0, :4]
             # Keep a generous HR crop (2x the crop the model sees) so augmentation has room.
-            m = geometry.crop_matrix(boxes[0, :4], HR_SIZE, scale=geometry.CROP_SCALE * 2)
+            m = geometry.crop_matrix(box, HR_SIZE, scale=geometry.CROP_SCALE * 2)
             crop = cv2.cvtColor(geometry.warp(bgr, m, HR_SIZE, cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
             c, half = (HR_SIZE - 1) / 2, HR_SIZE / (geometry.CROP_SCALE * 2) / 2
-            out.append((crop, np.array([c - half, c - half, c + half, c + half], np.float32)))
+            crop_box = np.array([c - half, c - half, c + half, c + half], np.float32)
+            out.append((crop, crop_box, None if xy is None else geometry.apply(m, xy).astype(np.float32)))
             if len(out) >= max_frames:
                 break
     return out
@@ -59,14 +77,14 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400) -> list[tu
 class VideoPairs(Dataset):
     def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3, max_gap: int = 10,
                  exclude: tuple[str, ...] = HELD_OUT_CLIPS, aug: Augment = Augment(max_angle=10.0),
-                 degrade_cfg: DegradeConfig = DegradeConfig()):
+                 degrade_cfg: DegradeConfig = DegradeConfig(), labels: str | Path | None = None):
         self.cfg, self.seed, self.max_gap, self.aug, self.degrade_cfg = cfg, seed, max_gap, aug, degrade_cfg
         self.epoch = 0
         self.clips = []
         for video in list_videos(root):
             if video.stem in exclude:
                 continue
-            faces = decode_faces(video, stride)
+            faces = decode_faces(video, stride, labels=Path(labels) if labels else None)
             if len(faces) >= 2:
                 self.clips.append(faces)
         self.index = [(c, j) for c, faces in enumerate(self.clips) for j in range(len(faces))]
@@ -84,10 +102,17 @@ class VideoPairs(Dataset):
         k = int(np.clip(j + rng.integers(-self.max_gap, self.max_gap + 1), 0, len(faces) - 1))
         width = sample_face_width(rng, self.degrade_cfg)
         flip = rng.random() < 0.5
-        a = make_sample_from_box(faces[j][0], faces[j][1], self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
-        b = make_sample_from_box(faces[k][0], faces[k][1], self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
+        (img_a, box_a, xy_a), (img_b, box_b, xy_b) = faces[j], faces[k]
+        labelled = xy_a is not None and xy_b is not None
+        a = self._sample(img_a, box_a, xy_a, rng, width, flip)
+        b = self._sample(img_b, box_b, xy_b, rng, width, flip)
+        return {"a": a, "b": b, "labelled": torch.tensor(1.0 if labelled else 0.0)}
+
+    def _sample(self, image, box, xy, rng, width, flip) -> dict:
+        if xy is not None:
+            return make_sample(image, xy, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
+        s = make_sample_from_box(image, box, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
         # No labels: zero heatmaps keep the batch collatable; gamma1 = 0 removes them from the loss.
-        for s in (a, b):
-            s["heatmaps"] = torch.zeros(self.cfg.num_landmarks, self.cfg.feature_size, self.cfg.feature_size)
-            s["landmarks"] = torch.full((self.cfg.num_landmarks, 2), float("nan"))
-        return {"a": a, "b": b, "labelled": torch.tensor(0.0)}
+        s["heatmaps"] = torch.zeros(self.cfg.num_landmarks, self.cfg.feature_size, self.cfg.feature_size)
+        s["landmarks"] = torch.full((self.cfg.num_landmarks, 2), float("nan"))
+        return s

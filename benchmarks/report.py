@@ -1,0 +1,97 @@
+"""Regenerate the README's results section from benchmarks/results/*.json (no numbers are typed by hand).
+
+    python -m benchmarks.report            # rewrite the block between the results markers in README.md
+    python -m benchmarks.report --run      # first run model_latency, speed and lowres, then rewrite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import RESULTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def latency_section() -> list[str]:
+    data = _load("model_latency")
+    if not data:
+        return ["_model latency: not run yet (`python -m benchmarks.model_latency`)_", ""]
+    lines = [f"**Model alone, batch 1** (`python -m benchmarks.model_latency`, {list(data['presets'].values())[0]['threads']} threads, "
+             f"{data['machine']['cores']}-core CPU, random weights):", "",
+             "| preset | params | GFLOPs | torch ms p50 / p95 | ONNX Runtime ms p50 / p95 | ORT FPS |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in data["presets"].items():
+        lines.append(f"| {name} | {r['params'] / 1e6:.2f}M | {r['gflops']:.2f} | {r['torch_ms_p50']:.1f} / {r['torch_ms_p95']:.1f} "
+                     f"| {r['ort_ms_p50']:.2f} / {r['ort_ms_p95']:.2f} | {r['ort_fps']:.0f} |")
+    return lines + [""]
+
+
+def speed_section() -> list[str]:
+    data = _load("speed")
+    if not data:
+        return ["_end-to-end speed: not run yet (`python -m benchmarks.speed`)_", ""]
+    lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
+             f"{data['frames']} frames, decode -> CSV, {data['threads']} threads):", "",
+             "| pipeline | FPS | faces/frame | ms/frame p50 / p95 | infer p50 | detect p50 | x dlib |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, r in data["results"].items():
+        total = r.get("total_ms")
+        tot = f"{total['p50']:.1f} / {total['p95']:.1f}" if total else f"{1000 / r['fps']:.1f} (mean)"
+        infer = r["stages"].get("infer", r["stages"].get("landmarks", {})).get("p50", float("nan"))
+        ratio = f"{r['ratio_to_dlib']:.1f}" if "ratio_to_dlib" in r else "-"
+        lines.append(f"| {key} | {r['fps']:.1f} | {r['faces_per_frame']:.2f} | {tot} | {infer:.2f} | "
+                     f"{r['stages']['detect']['p50']:.2f} | {ratio} |")
+    return lines + [""]
+
+
+def lowres_section() -> list[str]:
+    data = _load("lowres")
+    if not data:
+        return ["_low-resolution accuracy: not run yet (`python -m benchmarks.lowres`)_", ""]
+    frames = sum(data["frames"].values())
+    lines = [f"**Accuracy vs face width** (`python -m benchmarks.lowres`: held-out clips {', '.join(data['clips'])}, "
+             f"{frames} frames, each scaled into a 320x240 frame; reference = dlib's landmarks on the full-resolution "
+             "frame, so dlib is measured against itself):", "",
+             "| face width | method | found | NME | FR@0.08 | AUC@0.08 | jitter |", "|---|---|---:|---:|---:|---:|---:|"]
+    for width, per in data["results"].items():
+        for name, s in per.items():
+            lines.append(f"| {width} px | {name} | {s['found']:.1%} | {s['nme']:.2%} | {s['fr@0.08']:.1%} | "
+                         f"{s['auc@0.08']:.3f} | {s['jitter']:.4f} |")
+    lines += ["", "![NME vs face size](benchmarks/results/nme_vs_face_size.png) ![CED](benchmarks/results/ced.png)", ""]
+    return lines
+
+
+def render() -> str:
+    return "\n".join([START, *latency_section(), *speed_section(), *lowres_section(), END])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", action="store_true", help="run the benchmarks first")
+    args = p.parse_args(argv)
+    if args.run:
+        from . import lowres, model_latency, speed
+
+        model_latency.main([])
+        speed.main([])
+        lowres.main([])
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{README}: results markers missing")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(head + render() + tail)
+    print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

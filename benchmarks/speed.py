@@ -1,0 +1,191 @@
+"""End-to-end speed: decode -> detect -> crop -> infer -> heatmaps -> smooth -> CSV, per stage p50/p95/p99,
+for each preset x backend, batch 1 (one face) and batched multi-face; dlib's pipeline on the same frames.
+
+    python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2]
+
+Default input: the held-out clip driving_d13 (one talking head) resized to 640x480 and written once to
+benchmarks/cache. Presets other than the bundled weights' use random weights of that preset (speed does not
+depend on weight values, but random heatmaps make tracks flicker: those rows fix the crop to the detector box).
+Writes benchmarks/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .common import console, save, table
+
+CACHE = Path(__file__).resolve().parent / "cache"
+STAGES = ("decode", "detect", "crop", "infer", "heatmaps", "smooth", "write")
+
+
+def make_input(video: Path, size: tuple[int, int], frames: int, faces: int = 1) -> Path:
+    """The clip resized to `size`; with faces > 1, tiled copies side by side (a multi-face scene)."""
+    import av
+
+    from tracker.demo import write_clip
+
+    out = CACHE / f"{video.stem}_{size[0]}x{size[1]}_{faces}f_{frames}.mp4"
+    if out.exists():
+        return out
+    images = []
+    with av.open(str(video)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i >= frames:
+                break
+            img = frame.to_ndarray(format="bgr24")
+            if faces > 1:
+                cols = int(np.ceil(np.sqrt(faces)))
+                rows = int(np.ceil(faces / cols))
+                tile = _letterbox(img, (size[0] // cols, size[1] // rows))
+                canvas = np.zeros((size[1], size[0], 3), np.uint8)
+                for k in range(faces):
+                    r, c = divmod(k, cols)
+                    canvas[r * tile.shape[0]:(r + 1) * tile.shape[0], c * tile.shape[1]:(c + 1) * tile.shape[1]] = tile
+                images.append(canvas)
+            else:
+                images.append(_letterbox(img, size))
+    return write_clip(images, out)
+
+
+def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize keeping the aspect ratio (a stretched face is not a face to HOG or Haar), pad with black."""
+    k = min(size[0] / img.shape[1], size[1] / img.shape[0])
+    small = cv2.resize(img, (round(img.shape[1] * k), round(img.shape[0] * k)), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((size[1], size[0], 3), np.uint8)
+    y, x = (size[1] - small.shape[0]) // 2, (size[0] - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+def run_shtrack(video: Path, weights: Path, backend: str, threads: int, min_face: float) -> dict:
+    from tracker.pipeline import track
+    from tracker.sinks import CsvSink
+
+    stage_ms = {s: [] for s in STAGES}
+    faces = []
+    with tempfile.TemporaryDirectory() as tmp, CsvSink(Path(tmp) / "out.csv") as sink:
+        start = time.perf_counter()
+        for result in track(str(video), weights=weights, backend=backend, threads=threads, min_face=min_face):
+            t = time.perf_counter()
+            sink.append(result)
+            result.timings["write"] = (time.perf_counter() - t) * 1000
+            for s in STAGES:
+                stage_ms[s].append(result.timings.get(s, 0.0))
+            faces.append(int(result.faces.success.sum()))
+        wall = time.perf_counter() - start
+    n = len(faces)
+    return {"frames": n, "fps": n / wall, "faces_per_frame": float(np.mean(faces)),
+            "stages": {s: _pct(v) for s, v in stage_ms.items()},
+            "total_ms": _pct(np.sum([stage_ms[s] for s in STAGES], axis=0))}
+
+
+def run_dlib(video: Path, upsample: int = 0) -> dict:
+    import av
+
+    from train.label import DlibTeacher
+
+    teacher = DlibTeacher(upsample)
+    stage_ms = {"decode": [], "detect": [], "landmarks": []}
+    found = []
+    start = time.perf_counter()
+    with av.open(str(video)) as container:
+        frames = container.decode(video=0)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            t1 = time.perf_counter()
+            rects = teacher.detect(rgb)
+            t2 = time.perf_counter()
+            for r in rects:
+                teacher.landmarks(rgb, r)
+            t3 = time.perf_counter()
+            stage_ms["decode"].append((t1 - t0) * 1000)
+            stage_ms["detect"].append((t2 - t1) * 1000)
+            stage_ms["landmarks"].append((t3 - t2) * 1000)
+            found.append(len(rects))
+    wall = time.perf_counter() - start
+    return {"frames": len(found), "fps": len(found) / wall, "faces_per_frame": float(np.mean(found)),
+            "stages": {s: _pct(v) for s, v in stage_ms.items()}}
+
+
+def _pct(values) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99))}
+
+
+def random_weights(preset: str, folder: Path) -> Path:
+    from sht_model import build_model, save_model
+
+    return save_model(build_model(preset), folder / f"{preset}-random.safetensors")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    repo = Path(__file__).resolve().parents[1]
+    p.add_argument("--video", type=Path, default=repo.parent / "shared/data/videos/driving_d13.mp4")
+    p.add_argument("--size", default="640x480")
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--presets", nargs="+", default=["cpu-rt"], help="cpu-rt uses the bundled weights")
+    p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
+    p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
+    p.add_argument("--min-face", type=float, default=48.0)
+    p.add_argument("--no-dlib", action="store_true")
+    args = p.parse_args(argv)
+    from tracker.backends import DEFAULT_WEIGHTS
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    single = make_input(args.video, size, args.frames)
+    inputs = {"1 face": single}
+    if args.multi_faces > 1:
+        inputs[f"{args.multi_faces} faces"] = make_input(args.video, size, args.frames, args.multi_faces)
+    results, rows = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets:
+            weights = DEFAULT_WEIGHTS if preset == "cpu-rt" else random_weights(preset, Path(tmp))
+            for backend in args.backends:
+                for label, video in inputs.items():
+                    min_face = args.min_face if label == "1 face" else args.min_face / 2
+                    r = run_shtrack(video, weights, backend, args.threads, min_face)
+                    key = f"shtrack {preset} {backend} ({label})"
+                    results[key] = r
+                    st = r["stages"]
+                    rows.append([key, f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}",
+                                 f"{r['total_ms']['p50']:.1f}/{r['total_ms']['p95']:.1f}"]
+                                + [f"{st[s]['p50']:.2f}" for s in STAGES])
+        if not args.no_dlib:
+            for label, video in inputs.items():
+                r = run_dlib(video)
+                results[f"dlib HOG+68 ({label})"] = r
+                st = r["stages"]
+                total = 1000.0 / r["fps"]
+                rows.append([f"dlib HOG+68 ({label})", f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}",
+                             f"{total:.1f} (mean)", f"{st['decode']['p50']:.2f}", f"{st['detect']['p50']:.2f}",
+                             "", f"{st['landmarks']['p50']:.2f}", "", "", ""])
+    dlib_fps = results.get("dlib HOG+68 (1 face)", {}).get("fps")
+    if dlib_fps:
+        for key, r in results.items():
+            r["ratio_to_dlib"] = r["fps"] / dlib_fps
+    console.print(table(f"end-to-end speed, {size[0]}x{size[1]}, {args.threads} threads (ms per frame)",
+                        ["pipeline", "FPS", "faces", "total p50/p95"] + [f"{s} p50" for s in STAGES], rows))
+    if dlib_fps:
+        console.print({k: f"{v['ratio_to_dlib']:.1f}x dlib" for k, v in results.items()})
+    save("speed", {"video": str(args.video), "size": args.size, "frames": args.frames, "threads": args.threads,
+                   "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
