@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return run(args)
-    except (SourceError, WeightsError, FileNotFoundError) as exc:
+    except (SourceError, WeightsError, OSError) as exc:
         print(f"shtrack: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -202,7 +202,12 @@ def _resume_point(csv_path: Path) -> int:
     lines = data.decode(errors="replace").splitlines()
     if len(lines) < 2:
         return 0
-    last = int(lines[-1].split(",", 1)[0])
+    try:
+        last = int(lines[-1].split(",", 1)[0])
+    except ValueError:
+        from .sources import SourceError
+
+        raise SourceError(f"{path}: cannot --resume, the last row does not start with a frame number") from None
     # Rows of the last frame may be incomplete if the run died between faces: redo that frame.
     keep = [ln for ln in lines if not ln.startswith(f"{last},")]
     path.write_text("\n".join(keep) + "\n")
