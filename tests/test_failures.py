@@ -254,3 +254,46 @@ def test_long_stream_runs_in_constant_memory(bundled_weights):
     r = run(minutes=0.5, fps=25, size=(160, 120))
     print(f"soak: {r['frames']} frames at {r['fps']:.0f} FPS, RSS {r['rss_start_mb']:.0f} -> {r['rss_end_mb']:.0f} MB")
     assert r["rss_end_mb"] - r["rss_start_mb"] < 30
+
+
+def test_stalled_stream_times_out_with_one_line_error():
+    """A server that accepts the connection and then says nothing: open gives up after read_timeout."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    start = time.time()
+    try:
+        with pytest.raises(SourceError, match=f"127.0.0.1:{port}"):
+            open_source(f"http://127.0.0.1:{port}/live.mp4", read_timeout=2.0)
+    finally:
+        server.close()
+    assert time.time() - start < 30
+
+
+def test_variable_frame_rate_timestamps_come_from_the_stream(tmp_path):
+    import av
+    from fractions import Fraction
+
+    path = tmp_path / "vfr.mkv"
+    pts_ms = [0, 40, 50, 200, 210, 1000]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for ms in pts_ms:
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with open_source(str(path)) as src:
+        stamps = [f.timestamp for f in src]
+    np.testing.assert_allclose(stamps, np.array(pts_ms) / 1000, atol=1e-3)
