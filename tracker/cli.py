@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, metavar="DIR", help="batch mode: one CSV per video of --source DIR")
     out.add_argument("--no-missing-rows", action="store_true", help="no success=0 row for frames without a face")
     out.add_argument("--resume", action="store_true", help="continue an interrupted CSV after its last frame")
+    out.add_argument("--ray", metavar="ADDRESS", help="batch mode on a Ray cluster: auto | local | ray://host:port")
     out.add_argument("--show", action="store_true", help="live window (needs a display and opencv-python)")
     out.add_argument("--quiet", action="store_true", help="no progress or summary output")
     model = p.add_argument_group("model")
@@ -120,6 +121,12 @@ def run(args) -> int:
         raise SourceError(f"{args.source}: --out needs a folder of videos ({', '.join(VIDEO_EXTS)})")
     if videos and args.out is None:
         raise SourceError(f"{args.source}: a folder of videos needs --out DIR (one CSV per video)")
+    if args.ray and not videos:
+        raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR")
+    if videos and args.ray:
+        from .cluster import run_batch_ray
+
+        return run_batch_ray(args, videos, args.ray)
     backend = load_backend(args.weights, args.backend, args.device, args.threads)
     if videos:
         return run_batch(args, videos, backend)
