@@ -183,8 +183,19 @@ def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     proc = _train("sht", *base, "--out", str(tmp_path / "sht"), "--videos", str(videos),
                   "--fptn-init", str(fptn_out / "fptn.safetensors"))
     assert proc.returncode == 0, proc.stderr
-    assert "video pairs" in proc.stderr + proc.stdout
+    assert "unlabelled video pairs" in proc.stderr + proc.stdout
     assert (tmp_path / "sht" / "last.safetensors").exists()
+    # With (stand-in) teacher labels in the 300VW layout: labelled video pairs plus the same frames unlabelled.
+    annot = tmp_path / "labels" / "talk" / "annot"
+    annot.mkdir(parents=True)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    for number in (1, 4, 7, 10):
+        write_pts(annot / f"{number:06d}.pts", np.stack([200 + 60 * np.cos(angles), 200 + 70 * np.sin(angles)], 1))
+    proc = _train("sht", *base, "--out", str(tmp_path / "sht2"), "--videos", str(videos),
+                  "--video-labels", str(tmp_path / "labels"), "--log-every", "1")
+    log = proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "teacher-labelled video frames" in log and "unlabelled video pairs" in log
 
 
 def test_dhln_overfits_a_tiny_set(faces_300w):

@@ -188,12 +188,15 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     core = unwrap(fptn)
     vgg = _vgg(cfg, rt)
     parts_ds = [LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)]
+    taught = None
     if cfg.videos and cfg.video_labels:
         taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels)
         parts_ds.append(taught)
         log.info("sht: %d teacher-labelled video frames (gamma1 = 1)", len(taught))
     if cfg.videos and cfg.unlabelled_fraction > 0:
-        video = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed)
+        # With teacher labels, the same decoded frames also serve as unlabelled pairs (labels dropped).
+        video = (VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed + 1, clips=taught.clips, drop_labels=True)
+                 if taught is not None else VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed))
         labelled = sum(len(d) for d in parts_ds)
         # Repeat the unlabelled set so the mix matches `unlabelled_fraction` in expectation.
         want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction)

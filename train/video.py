@@ -77,11 +77,14 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
 class VideoPairs(Dataset):
     def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3, max_gap: int = 10,
                  exclude: tuple[str, ...] = HELD_OUT_CLIPS, aug: Augment = Augment(max_angle=10.0),
-                 degrade_cfg: DegradeConfig = DegradeConfig(), labels: str | Path | None = None):
+                 degrade_cfg: DegradeConfig = DegradeConfig(), labels: str | Path | None = None,
+                 clips: list | None = None, drop_labels: bool = False):
+        """`clips` reuses another VideoPairs' decoded frames; `drop_labels` treats them as unlabelled."""
         self.cfg, self.seed, self.max_gap, self.aug, self.degrade_cfg = cfg, seed, max_gap, aug, degrade_cfg
         self.epoch = 0
-        self.clips = []
-        for video in list_videos(root):
+        self.drop_labels = drop_labels
+        self.clips = clips if clips is not None else []
+        for video in [] if clips is not None else list_videos(root):
             if video.stem in exclude:
                 continue
             faces = decode_faces(video, stride, labels=Path(labels) if labels else None)
@@ -103,6 +106,13 @@ class VideoPairs(Dataset):
         width = sample_face_width(rng, self.degrade_cfg)
         flip = rng.random() < 0.5
         (img_a, box_a, xy_a), (img_b, box_b, xy_b) = faces[j], faces[k]
+        if self.drop_labels:
+            # Keep the landmark-centred crop box, forget the points: an unlabelled pair (gamma1 = 0).
+            from sht_model import geometry
+
+            box_a = geometry.landmark_box(xy_a) if xy_a is not None else box_a
+            box_b = geometry.landmark_box(xy_b) if xy_b is not None else box_b
+            xy_a = xy_b = None
         labelled = xy_a is not None and xy_b is not None
         a = self._sample(img_a, box_a, xy_a, rng, width, flip)
         b = self._sample(img_b, box_b, xy_b, rng, width, flip)
