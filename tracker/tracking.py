@@ -37,7 +37,7 @@ class Track:
 
 
 class Tracks:
-    def __init__(self, max_faces: int = 0, min_confidence: float = 0.2, max_misses: int = 3,
+    def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
                  match_iou: float = 0.3):
         self.max_faces, self.min_confidence = max_faces, min_confidence
         self.max_misses, self.match_iou = max_misses, match_iou
