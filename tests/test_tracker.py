@@ -74,6 +74,25 @@ def test_image_folder_source(tmp_path):
         assert len(list(src)) == 3
 
 
+def test_http_url_source(tmp_path):
+    """A real HTTP stream from a server on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    write_video(tmp_path / "c.mp4", astronaut_scene(5, lambda i: [(160, 120)], 40))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with open_source(f"http://127.0.0.1:{server.server_address[1]}/c.mp4") as src:
+            frames = list(src)
+        assert len(frames) == 5 and src.live
+    finally:
+        server.shutdown()
+
+
 def test_url_that_refuses_is_a_one_line_error():
     with pytest.raises(SourceError, match="rtsp://127.0.0.1:9/"):
         open_source("rtsp://127.0.0.1:9/stream", read_timeout=2.0)
