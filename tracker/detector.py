@@ -30,7 +30,6 @@ class HaarDetector:
     def detect(self, image: np.ndarray) -> np.ndarray:
         """BGR or gray image -> (n, 5) float32 boxes x0, y0, x1, y1, score, largest first."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        gray = cv2.equalizeHist(gray)
         # Haar boxes are ~1/0.888 of the landmark box: a face of `min_face` landmark width gives this Haar box.
         min_haar = self.min_face / HAAR_TO_LANDMARK_SIDE
         scale = CASCADE_WINDOW / min_haar
