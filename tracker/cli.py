@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     trk.add_argument("--max-faces", type=int, default=0, help="0 = no limit")
     trk.add_argument("--min-face", type=float, default=32.0, metavar="PX",
                      help="smallest face width to detect (16 for surveillance footage; smaller is slower)")
-    trk.add_argument("--detect-every", type=int, default=10, metavar="N")
+    trk.add_argument("--detect-every", type=int, default=30, metavar="N")
     trk.add_argument("--min-confidence", type=float, default=0.35)
     trk.add_argument("--smooth", default="kalman", choices=["kalman", "none"])
     trk.add_argument("--kalman-measurement", type=float, default=None, help="measurement noise / face size")

@@ -30,7 +30,7 @@ STAGES = ("decode", "detect", "crop", "infer", "heatmaps", "smooth")
 class TrackerOptions:
     max_faces: int = 0                 # 0 = no limit
     min_face: float = 32.0             # smallest face width (px) the detector looks for (16 for CCTV)
-    detect_every: int = 10             # frames between detector runs while tracks are healthy
+    detect_every: int = 30             # frames between detector runs while tracks are healthy (new faces wait <= 1 s)
     # Mean heatmap peak below which a track counts a miss. Measured on the bundled weights: held-out 300W
     # faces at 16 px have a 5th percentile of 0.46; random non-face crops a median of 0.17.
     min_confidence: float = 0.35

@@ -101,7 +101,9 @@ class Tracks:
                 success[i] = True
             else:
                 track.misses += 1
-            if track.misses > self.max_misses:
+            # A new track that is not a face on its first frame is a detector false positive: drop it now,
+            # or the detector re-runs every frame until it has missed max_misses times.
+            if track.misses > self.max_misses or (track.age == 1 and track.misses > 0):
                 ended.append(track.face_id)
             else:
                 keep.append(i)
