@@ -64,11 +64,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     repo = Path(__file__).resolve().parents[1]
     p.add_argument("--data", type=Path, default=repo.parent / "shared/data/300w_train")
-    p.add_argument("--weights", nargs="+", required=True, help="NAME=PATH pairs")
+    p.add_argument("--weights", nargs="+", help="NAME=PATH pairs")
+    p.add_argument("--render-only", action="store_true", help="rewrite MODEL_CARD.md from the last results")
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-clips", action="store_true")
     p.add_argument("--stride", type=int, default=2, help="clip frame stride for the clip numbers")
     args = p.parse_args(argv)
+    if args.render_only:
+        saved = json.loads((RESULTS / "model_card.json").read_text())
+        write_card(saved["held_out_300w"]["results"], saved["clips"], saved["held_out_300w"]["faces"])
+        return 0
+    if not args.weights:
+        p.error("--weights NAME=PATH ... is required")
     from sht_model import load_model
 
     _, val = split_records(read_300w(args.data))
@@ -98,7 +105,8 @@ def main(argv=None) -> int:
 
 def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
     lines = [START, f"Held-out 300W faces ({n_faces}, human labels), degraded to each face width; NME by inter-ocular "
-             "distance (outer eye corners), FR = share of faces with NME > 0.08 (dlib: not found counts as failure):", "",
+             "distance (outer eye corners), FR = share of faces with NME > 0.08 (dlib: NME over the faces it found, a face "
+             "not found counts as a failure in FR):", "",
              "| face width | " + " | ".join(f"{n} NME / FR" for n in faces) + " |",
              "|---|" + "---:|" * len(faces)]
     for w in next(iter(faces.values())):
@@ -111,11 +119,11 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
         methods = list(next(iter(res.values())))
         lines += ["", f"Held-out clips ({', '.join(clips['clips'])}; {sum(clips['frames'].values())} frames), scaled into "
                   "320x240, tracked as a sequence; reference = dlib on the full-resolution frame (so dlib is scored "
-                  "against itself). NME / FR@0.08 / found:", "",
+                  "against itself). NME and FR@0.08 over the frames where the face was found / found rate:", "",
                   "| face width | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
         for w, per in res.items():
             lines.append(f"| {w} px | " + " | ".join(
-                f"{per[m]['nme']:.2%} / {per[m]['fr@0.08']:.1%} / {per[m]['found']:.0%}" for m in methods) + " |")
+                f"{per[m]['nme']:.2%} / {per[m]['fr@0.08']:.1%} / {per[m]['found']:.1%}" for m in methods) + " |")
     lines.append(END)
     text = CARD.read_text()
     head, rest = text.split(START, 1)

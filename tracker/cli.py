@@ -143,7 +143,7 @@ def _default_outputs(args, name: str) -> None:
 
 
 def run_one(args, spec: str, backend) -> int:
-    from .pipeline import FaceTracker
+    from .pipeline import FaceTracker, run_frames
     from .sinks import CsvSink, FaceDumpSink, JsonlSink, VideoSink, WindowSink
     from .sources import open_source
     from .ui import Monitor
@@ -167,7 +167,7 @@ def run_one(args, spec: str, backend) -> int:
         if args.show:
             sinks.append(stack.enter_context(WindowSink()))
         monitor = stack.enter_context(Monitor(src.name, src.total, src.live, args.quiet))
-        for result in _results(src, tracker, skip_until):
+        for result in run_frames(src, tracker, skip_until):
             for sink in sinks:
                 sink.append(result)
             monitor.update(result)
@@ -177,21 +177,6 @@ def run_one(args, spec: str, backend) -> int:
         if path and not args.quiet:
             log.info("%s: %s", label, path)
     return 0
-
-
-def _results(src, tracker, skip_until: int):
-    import time
-
-    frames = iter(src)
-    while True:
-        t = time.perf_counter()
-        frame = next(frames, None)
-        if frame is None:
-            return
-        if frame.index <= skip_until:
-            continue
-        timings = {"decode": (time.perf_counter() - t) * 1000.0}
-        yield tracker.process(frame, timings)
 
 
 def _resume_point(csv_path: Path) -> int:

@@ -106,11 +106,21 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options)
     with src:
-        frames = iter(src)
-        while True:
-            t = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
-                return
-            timings = {"decode": (time.perf_counter() - t) * 1000.0}
-            yield tracker.process(frame, timings)
+        yield from run_frames(src, tracker)
+
+
+def run_frames(frames, tracker: FaceTracker, skip_until: int = 0) -> Iterator[FrameResult]:
+    """Feed frames to the tracker, timing how long each frame was waited for ("decode").
+
+    Frames numbered <= skip_until (a resumed run) are read and dropped without tracking.
+    """
+    frames = iter(frames)
+    while True:
+        t = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        if frame.index <= skip_until:
+            continue
+        timings = {"decode": (time.perf_counter() - t) * 1000.0}
+        yield tracker.process(frame, timings)

@@ -25,4 +25,5 @@ python -m train sht --init $RUNS/cpu-rt-dhln/best.safetensors --fptn-init $RUNS/
     --lr 3e-4 --warmup 20 --unlabelled-fraction 0.3 --fptn-channels 32 --fptn-blocks 4 --eval-every 100 \
     --ckpt-every 100 --log-every 25 --val-widths 16 24 32 64 --out $RUNS/cpu-rt-sht
 
-cp $RUNS/cpu-rt-sht/best.safetensors tracker/assets/shtrack-cpu-rt.safetensors
+# Shipped: the DHLN stage (step 3); the SHT result was worse on held-out human labels (MODEL_CARD.md).
+cp $RUNS/cpu-rt-dhln/best.safetensors tracker/assets/shtrack-cpu-rt.safetensors

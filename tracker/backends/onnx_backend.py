@@ -44,6 +44,8 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: spinning ORT threads steal the core the PyAV reader thread decodes on.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.cfg = DHLNConfig.from_json(self.session.get_modelmeta().custom_metadata_map["shtrack_config"])
