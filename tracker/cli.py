@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="smallest face width to detect (16 for surveillance footage; smaller is slower)")
     trk.add_argument("--detect-every", type=int, default=30, metavar="N")
     trk.add_argument("--min-confidence", type=float, default=0.35)
-    trk.add_argument("--smooth", default="kalman", choices=["kalman", "none"])
+    trk.add_argument("--smooth", default="none", choices=["kalman", "none"],
+                     help="kalman: steadier static faces, but it lags moving ones (README, Results)")
     trk.add_argument("--kalman-measurement", type=float, default=None, help="measurement noise / face size")
     trk.add_argument("--kalman-process", type=float, default=None, help="process noise / face size")
     return p

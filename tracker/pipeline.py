@@ -35,7 +35,7 @@ class TrackerOptions:
     # faces at 16 px have a 5th percentile of 0.46; random non-face crops a median of 0.17.
     min_confidence: float = 0.35
     max_misses: int = 3
-    smooth: str = "kalman"
+    smooth: str = "none"              # measured: Kalman lags talking heads (benchmarks.lowres, tune_kalman)
     kalman: KalmanParams = KalmanParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
 
