@@ -297,3 +297,80 @@ def test_variable_frame_rate_timestamps_come_from_the_stream(tmp_path):
     with open_source(str(path)) as src:
         stamps = [f.timestamp for f in src]
     np.testing.assert_allclose(stamps, np.array(pts_ms) / 1000, atol=1e-3)
+
+
+# ---------------------------------------------------------------- odd streams
+
+def test_display_matrix_rotation_is_applied():
+    """tests/data/rotated_90.mp4: 64x32 frames with a white block top-left, display matrix 90 deg (made with
+    `ffmpeg -i plain.mp4 -c copy -metadata:s:v:0 rotate=90`). ffmpeg's own autorotate shows it 32 wide,
+    64 tall, block at the bottom left: so must we."""
+    from tests.conftest import REPO
+
+    with open_source(str(REPO / "tests" / "data" / "rotated_90.mp4")) as src:
+        frame = next(iter(src))
+    assert frame.image.shape == (64, 32, 3)
+    ys, xs = np.nonzero(frame.image[..., 0] > 128)
+    assert ys.mean() > 48 and xs.mean() < 16
+
+
+def test_rgba_video_decodes_to_bgr(tmp_path):
+    import av
+
+    path = tmp_path / "rgba.mov"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "rgba"
+        for i in range(2):
+            rgba = np.zeros((24, 32, 4), np.uint8)
+            rgba[..., 0], rgba[..., 3] = 200, 128
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with open_source(str(path)) as src:
+        frames = list(src)
+    assert len(frames) == 2 and frames[0].image.shape == (24, 32, 3)
+    assert frames[0].image[0, 0, 2] == 200   # red lands in BGR's third channel
+
+
+def test_8k_frame_with_a_face(bundled_weights):
+    frame = np.full((4320, 7680, 3), 70, np.uint8)
+    face = astronaut_scene(1, lambda i: [(400, 400)], 400, size=(800, 800))[0]
+    frame[1000:1800, 3000:3800] = face
+    tracker = FaceTracker(load_backend(bundled_weights, "onnxruntime"), TrackerOptions(min_face=300))
+    result = tracker.process(Frame(1, 0.0, frame))
+    assert len(result.faces) >= 1 and result.faces.success.any()
+    centre = result.faces.xy[result.faces.success][0].mean(0)
+    assert 3000 < centre[0] < 3800 and 1000 < centre[1] < 1800
+
+
+def test_unreadable_file_error_path(tmp_path, monkeypatch):
+    """EACCES from the demuxer (root cannot provoke it with file modes, so the error is injected)."""
+    import av
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(args[0]))
+
+    locked = tmp_path / "locked.mp4"
+    locked.write_bytes(b"x")
+    monkeypatch.setattr(av, "open", refuse)
+    with pytest.raises(SourceError, match="locked.mp4: cannot open"):
+        open_source(str(locked))
+
+
+def test_twenty_faces_get_twenty_stable_ids(bundled_weights):
+    import time
+
+    centres = [(40 + 64 * c, 40 + 80 * r) for r in range(4) for c in range(5)]
+    frames = astronaut_scene(12, lambda i: [(x + i % 3, y) for x, y in centres], 40, size=(320, 320))
+    ids_per_frame, start = [], time.perf_counter()
+    from tracker.pipeline import track
+    from tracker.sources import frames_from_arrays
+
+    for result in track(frames_from_arrays(frames), weights=bundled_weights, backend="onnxruntime", min_face=28):
+        ids_per_frame.append(set(result.faces.face_id[result.faces.success].tolist()))
+    fps = len(frames) / (time.perf_counter() - start)
+    print(f"20-face scene: {len(ids_per_frame[-1])} faces tracked, {fps:.1f} FPS")
+    assert len(ids_per_frame[-1]) >= 18
+    assert ids_per_frame[-1] == ids_per_frame[-2] == ids_per_frame[-3]

@@ -154,7 +154,7 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     index += 1
                     ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
                     try:
-                        image = vf.to_ndarray(format="bgr24")
+                        image = upright(vf.to_ndarray(format="bgr24"), vf)
                     except (ValueError, av.error.FFmpegError) as exc:
                         source.skipped += 1
                         log.warning("%s: skipped frame %d (%s)", name, index, _reason(exc))
@@ -170,6 +170,16 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
 
     source._frames, source._closer = _threaded(name, produce, queue_size)
     return source
+
+
+def upright(image: np.ndarray, frame) -> np.ndarray:
+    """Apply the stream's display matrix (phone videos store portrait frames rotated): output as displayed.
+
+    PyAV's `rotation` is the matrix's counter-clockwise angle; players show the frame turned by it.
+    """
+    angle = getattr(frame, "rotation", 0) or 0
+    quarter = int(round(angle / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(image, quarter)) if quarter else image
 
 
 def _camera_format() -> tuple[str, Callable[[int], str]]:
