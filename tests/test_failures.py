@@ -97,19 +97,24 @@ def test_odd_frames_do_not_crash(shape, tiny_weights):
     assert result.faces.xy.shape[1:] == (68, 2)
 
 
-def test_grayscale_and_10bit_video_decode_to_bgr(tmp_path):
+def _write_raw_video(path, codec: str, pix_fmt: str, arrays) -> None:
+    """Frames in an unusual pixel format (what cameras and archives hand us), written losslessly."""
     import av
 
-    path = tmp_path / "gray10.mkv"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray10le"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64), 100 * i, np.uint16), format="gray10le")
-            for packet in stream.encode(frame):
+        stream = container.add_stream(codec, rate=25)
+        stream.height, stream.width = arrays[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        for array in arrays:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format=pix_fmt)):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def test_grayscale_and_10bit_video_decode_to_bgr(tmp_path):
+    path = tmp_path / "gray10.mkv"
+    _write_raw_video(path, "ffv1", "gray10le", [np.full((48, 64), 100 * i, np.uint16) for i in range(3)])
     with open_source(str(path)) as src:
         frames = list(src)
     assert len(frames) == 3 and frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
@@ -315,19 +320,10 @@ def test_display_matrix_rotation_is_applied():
 
 
 def test_rgba_video_decodes_to_bgr(tmp_path):
-    import av
-
     path = tmp_path / "rgba.mov"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("png", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 32, 24, "rgba"
-        for i in range(2):
-            rgba = np.zeros((24, 32, 4), np.uint8)
-            rgba[..., 0], rgba[..., 3] = 200, 128
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128
+    _write_raw_video(path, "png", "rgba", [rgba, rgba])
     with open_source(str(path)) as src:
         frames = list(src)
     assert len(frames) == 2 and frames[0].image.shape == (24, 32, 3)
