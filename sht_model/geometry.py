@@ -13,7 +13,7 @@ CROP_SCALE = 1.4
 
 
 def landmark_box(xy: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) -> (..., 4) square box (cx, cy, side, side) around the points: stored as x0, y0, x1, y1."""
+    """(..., 68, 2) -> (..., 4) square box x0, y0, x1, y1 centred on the points, side = max(width, height)."""
     lo, hi = xy.min(-2), xy.max(-2)
     centre = (lo + hi) / 2
     side = (hi - lo).max(-1, keepdims=True)

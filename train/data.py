@@ -67,8 +67,9 @@ def to_tensor(rgb_u8: np.ndarray, cfg: DHLNConfig) -> torch.Tensor:
 def make_sample(image: np.ndarray, xy: np.ndarray, cfg: DHLNConfig, rng: np.random.Generator,
                 aug: Augment = Augment(), face_width: float | None = None,
                 degrade_cfg: DegradeConfig = DegradeConfig(), flip: bool | None = None) -> dict:
-    """image: RGB uint8 (H, W, 3); xy: (68, 2) 0-based source pixels (or None for unlabelled, box given via xy
-    of a detector box's corners is not supported: use make_sample_from_box)."""
+    """One labelled sample. image: RGB uint8 (H, W, 3); xy: (68, 2) 0-based pixels of `image`.
+
+    Unlabelled faces (a detector box, no points) go through `make_sample_from_box`."""
     box = geometry.landmark_box(xy)
     return make_sample_from_box(image, box, cfg, rng, aug, face_width, degrade_cfg, flip, xy)
 
