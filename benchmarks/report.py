@@ -22,13 +22,18 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _header(*columns: str, left: int = 1) -> list[str]:
+    """A markdown table head: the first `left` columns left-aligned (labels), the rest right-aligned (numbers)."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * left + "---:|" * (len(columns) - left)]
+
+
 def latency_section() -> list[str]:
     data = _load("model_latency")
     if not data:
         return ["_model latency: not run yet (`python -m benchmarks.model_latency`)_", ""]
     lines = [f"**Model alone, batch 1** (`python -m benchmarks.model_latency`, {list(data['presets'].values())[0]['threads']} threads, "
              f"{data['machine']['cores']}-core CPU, random weights):", "",
-             "| preset | params | GFLOPs | torch ms p50 / p95 | ONNX Runtime ms p50 / p95 | ORT FPS |", "|---|---:|---:|---:|---:|---:|"]
+             *_header("preset", "params", "GFLOPs", "torch ms p50 / p95", "ONNX Runtime ms p50 / p95", "ORT FPS")]
     for name, r in data["presets"].items():
         lines.append(f"| {name} | {r['params'] / 1e6:.2f}M | {r['gflops']:.2f} | {r['torch_ms_p50']:.1f} / {r['torch_ms_p95']:.1f} "
                      f"| {r['ort_ms_p50']:.2f} / {r['ort_ms_p95']:.2f} | {r['ort_fps']:.0f} |")
@@ -41,7 +46,7 @@ def speed_section() -> list[str]:
         return ["_end-to-end speed: not run yet (`python -m benchmarks.speed`)_", ""]
     lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
              f"{data['frames']} frames, decode -> CSV, {data['threads']} threads):", "",
-             "| pipeline | FPS | faces/frame | ms/frame p50 / p95 | infer p50 | detect p50 | x dlib |", "|---|---:|---:|---:|---:|---:|---:|"]
+             *_header("pipeline", "FPS", "faces/frame", "ms/frame p50 / p95", "infer p50", "detect p50", "x dlib")]
     for key, r in data["results"].items():
         total = r.get("total_ms")
         tot = f"{total['p50']:.1f} / {total['p95']:.1f}" if total else f"{1000 / r['fps']:.1f} (mean)"
@@ -60,7 +65,7 @@ def lowres_section() -> list[str]:
     lines = [f"**Accuracy vs face width** (`python -m benchmarks.lowres`: held-out clips {', '.join(data['clips'])}, "
              f"{frames} frames, each scaled into a 320x240 frame; reference = dlib's landmarks on the full-resolution "
              "frame, so dlib is measured against itself):", "",
-             "| face width | method | found | NME | FR@0.08 | AUC@0.08 | jitter |", "|---|---|---:|---:|---:|---:|---:|"]
+             *_header("face width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter", left=2)]
     for width, per in data["results"].items():
         for name, s in per.items():
             lines.append(f"| {width} px | {name} | {s['found']:.1%} | {s['nme']:.2%} | {s['fr@0.08']:.1%} | "

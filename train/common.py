@@ -204,8 +204,10 @@ def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch
     was = model.training
     model.eval()
     results = {}
+    # One dataset for every width: its image cache is read from disk once, not once per width.
+    ds = LabelledFaces(records, model.cfg, aug=NO_AUGMENT, seed=seed)
     for width in widths:
-        ds = LabelledFaces(records, model.cfg, aug=NO_AUGMENT, seed=seed, face_width=float(width))
+        ds.face_width = float(width)
         preds, gts = [], []
         for start in range(0, len(ds), batch):
             items = [ds[i] for i in range(start, min(len(ds), start + batch))]

@@ -19,9 +19,9 @@ def onnx_for(weights: Path) -> Path:
     if weights.suffix == ".onnx":
         return weights
     sibling = weights.with_suffix(".onnx")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     if sibling.exists() and sibling.stat().st_mtime >= weights.stat().st_mtime:
         return sibling
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     cached = cache_dir() / f"{weights.stem}-{digest}.onnx"
     if not cached.exists():
         from sht_model.export import export_onnx
