@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def time_call(fn, warmup: int, iters: int, budget_s: float = 20.0) -> np.ndarray:
@@ -43,6 +44,11 @@ def save(name: str, payload: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     console.print(f"wrote {path}")
     return path
+
+
+def pct(value: float, digits: int = 2) -> str:
+    """A share as a percentage; '-' where it is undefined (NME of a method that found no face)."""
+    return "-" if value != value else f"{value:.{digits}%}"
 
 
 def table(title: str, columns: list[str], rows: list[list]) -> Table:

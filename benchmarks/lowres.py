@@ -6,7 +6,9 @@ full-resolution landmarks (dlib's 68-point predictor on the original frames).
 For each held-out clip (train/video.py HELD_OUT_CLIPS) and width w, every `stride`-th frame is scaled so the
 face's median landmark width is w px and centred in a 320x240 canvas; the teacher's landmarks go through
 the same transform. shtrack runs as a tracker over the frame sequence (detector, landmark-driven crops,
-Kalman or not); dlib runs its own pipeline (HOG detector with 2x upsampling + predictor) per frame.
+Kalman or not); dlib runs its own pipeline (HOG detector with 2x upsampling + predictor) per frame;
+MediaPipe FaceMesh runs in tracking mode per clip in its own environment (benchmarks/peers.py), its 468 points
+mapped to the 68 by benchmarks/mediapipe_68.json (the mapping's own cost at full resolution is reported too).
 Reports found rate, NME (inter-ocular), FR@0.08, AUC@0.08 and jitter (mean frame-to-frame change of the
 error vector / inter-ocular), and writes benchmarks/results/lowres.json, nme_vs_face_size.png, ced.png.
 Teacher labels are made on first use into benchmarks/cache/labels (needs the `[peers]` extra).
@@ -25,7 +27,7 @@ from train import metrics
 from train.readers import read_pts
 from train.video import HELD_OUT_CLIPS
 
-from .common import RESULTS, console, save, table
+from .common import RESULTS, console, pct, save, table
 
 CACHE = Path(__file__).resolve().parent / "cache"
 CANVAS = (320, 240)
@@ -109,6 +111,18 @@ def run_dlib(frames, teacher):
     return preds
 
 
+def run_mediapipe(scaled: dict, mapping) -> dict:
+    """FaceMesh in tracking mode over each clip (its own environment), mapped 468 -> 68."""
+    from .peers import mediapipe_sequences, to68
+
+    mesh = mediapipe_sequences({clip: [f for f, _ in frames] for clip, frames in scaled.items()})
+    out = {}
+    for clip, frames in scaled.items():
+        xy = to68(mesh[clip], mapping)                     # N x faces x 68 x 2
+        out[clip] = [pick(faces, ~np.isnan(faces[:, 0, 0]), gt) for faces, (_, gt) in zip(xy, frames)]
+    return out
+
+
 def score(preds, gts) -> dict:
     found = [p is not None for p in preds]
     errs, jit, prev = [], [], None
@@ -136,6 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--clips", nargs="+", default=list(HELD_OUT_CLIPS))
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--no-dlib", action="store_true")
+    p.add_argument("--no-mediapipe", action="store_true")
     p.add_argument("--no-kalman-variant", action="store_true")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
@@ -152,11 +167,21 @@ def main(argv=None) -> int:
         from train.label import DlibTeacher
 
         teacher = DlibTeacher()
+    mapping = None
+    if not args.no_mediapipe:
+        from .peers import MAPPING, PeerUnavailable, load_mapping, mediapipe_python
+
+        try:
+            mediapipe_python()
+            mapping = load_mapping()
+        except PeerUnavailable as e:
+            console.print(f"[yellow]MediaPipe not run: {e}")
     results: dict = {}
     for width in args.widths:
         per_method: dict[str, tuple[list, list]] = {}
-        for clip, items in clips.items():
-            frames = shrink(items, width)
+        scaled = {clip: shrink(items, width) for clip, items in clips.items()}
+        mesh = run_mediapipe(scaled, mapping) if mapping is not None else {}
+        for clip, frames in scaled.items():
             gts = [g for _, g in frames]
             runs = {}
             for name, path in methods.items():
@@ -165,6 +190,8 @@ def main(argv=None) -> int:
                     runs[name] = run_shtrack(frames, path, "none", 0.75 * width)
             if teacher is not None:
                 runs["dlib"] = run_dlib(frames, teacher)
+            if clip in mesh:
+                runs["mediapipe"] = mesh[clip]
             for name, preds in runs.items():
                 acc = per_method.setdefault(name, ([], []))
                 acc[0].extend(preds)
@@ -173,7 +200,7 @@ def main(argv=None) -> int:
     rows = []
     for width, per in results.items():
         for name, s in per.items():
-            rows.append([f"{width}px", name, f"{s['found']:.1%}", f"{s['nme']:.2%}", f"{s['fr@0.08']:.1%}",
+            rows.append([f"{width}px", name, pct(s['found'], 1), pct(s['nme']), pct(s['fr@0.08'], 1),
                          f"{s['auc@0.08']:.3f}", f"{s['jitter']:.4f}"])
     console.print(table(f"held-out clips {', '.join(args.clips)} (every {args.stride}. frame), vs dlib teacher",
                         ["width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter"], rows))
@@ -181,7 +208,16 @@ def main(argv=None) -> int:
     for per in results.values():
         for s in per.values():
             s.pop("errors")
-    save(args.name, {"clips": args.clips, "stride": args.stride, "frames": {c: len(v) for c, v in clips.items()},
+    mapping_cost = None
+    if mapping is not None:
+        import json
+
+        fit = json.loads(MAPPING.read_text())
+        mapping_cost = {k: fit[k] for k in ("held_out_nme", "held_out_frames", "held_out_failures", "fit_nme",
+                                             "fit_frames")}
+        console.print(f"MediaPipe 468->68 mapping alone, full resolution, held-out clips: NME "
+                      f"{fit['held_out_nme']:.2%} vs dlib ({fit['held_out_frames']} frames; benchmarks/mediapipe_68.json)")
+    save(args.name, {"clips": args.clips, "mediapipe_mapping": mapping_cost, "stride": args.stride, "frames": {c: len(v) for c, v in clips.items()},
                      "weights": {k: str(v) for k, v in methods.items()}, "results": results})
     return 0
 

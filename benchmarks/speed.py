@@ -1,5 +1,7 @@
 """End-to-end speed: decode -> detect -> crop -> infer -> heatmaps -> smooth -> CSV, per stage p50/p95/p99,
-for each preset x backend, batch 1 (one face) and batched multi-face; dlib's pipeline on the same frames.
+for each preset x backend, batch 1 (one face) and batched multi-face; on the same frames, dlib's pipeline and
+MediaPipe FaceMesh in tracking mode (in its own environment: benchmarks/peers.py; skipped with a note if absent).
+Peers' detect+landmark time is one "landmarks" figure for MediaPipe (BlazeFace runs inside its graph).
 
     python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2]
 
@@ -119,6 +121,17 @@ def run_dlib(video: Path, upsample: int = 0) -> dict:
             "stages": {s: _pct(v) for s, v in stage_ms.items()}}
 
 
+def run_mediapipe(video: Path, max_faces: int) -> dict:
+    """MediaPipe FaceMesh in tracking mode, in its own environment (benchmarks/peers.py), on the same file."""
+    from .peers import mediapipe_video
+
+    r = mediapipe_video(video, max_faces=max_faces)
+    found = (~np.isnan(r["xy"][..., 0, 0])).sum(-1)
+    n = len(found)
+    return {"frames": n, "fps": n / float(r["wall_s"]), "faces_per_frame": float(found.mean()),
+            "stages": {"decode": _pct(r["decode_ms"]), "landmarks": _pct(r["process_ms"])}}
+
+
 def _pct(values) -> dict:
     v = np.asarray(values, np.float64)
     return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "p99": float(np.percentile(v, 99))}
@@ -142,6 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
     p.add_argument("--min-face", type=float, default=48.0)
     p.add_argument("--no-dlib", action="store_true")
+    p.add_argument("--no-mediapipe", action="store_true")
     args = p.parse_args(argv)
     from tracker.backends import DEFAULT_WEIGHTS
 
@@ -174,14 +188,32 @@ def main(argv=None) -> int:
                 rows.append([f"dlib HOG+68 ({label})", f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}",
                              f"{total:.1f} (mean)", f"{st['decode']['p50']:.2f}", f"{st['detect']['p50']:.2f}",
                              "", f"{st['landmarks']['p50']:.2f}", "", "", ""])
+        if not args.no_mediapipe:
+            from .peers import PeerUnavailable
+
+            for label, video in inputs.items():
+                key = f"MediaPipe FaceMesh ({label})"
+                try:
+                    r = run_mediapipe(video, max_faces=1 if label == "1 face" else args.multi_faces)
+                except PeerUnavailable as e:
+                    console.print(f"[yellow]{key} not run: {e}")
+                    break
+                results[key] = r
+                st = r["stages"]
+                rows.append([key, f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}", f"{1000.0 / r['fps']:.1f} (mean)",
+                             f"{st['decode']['p50']:.2f}", "(in graph)", "", f"{st['landmarks']['p50']:.2f}", "", "", ""])
     dlib_fps = results.get("dlib HOG+68 (1 face)", {}).get("fps")
-    if dlib_fps:
-        for key, r in results.items():
+    mediapipe_fps = results.get("MediaPipe FaceMesh (1 face)", {}).get("fps")
+    for key, r in results.items():
+        if dlib_fps:
             r["ratio_to_dlib"] = r["fps"] / dlib_fps
+        if mediapipe_fps:
+            r["ratio_to_mediapipe"] = r["fps"] / mediapipe_fps
     console.print(table(f"end-to-end speed, {size[0]}x{size[1]}, {args.threads} threads (ms per frame)",
                         ["pipeline", "FPS", "faces", "total p50/p95"] + [f"{s} p50" for s in STAGES], rows))
-    if dlib_fps:
-        console.print({k: f"{v['ratio_to_dlib']:.1f}x dlib" for k, v in results.items()})
+    if dlib_fps or mediapipe_fps:
+        console.print({k: ", ".join(f"{v[r]:.1f}x {r[9:]}" for r in ("ratio_to_dlib", "ratio_to_mediapipe") if r in v)
+                       for k, v in results.items()})
     save("speed", {"video": str(args.video), "size": args.size, "frames": args.frames, "threads": args.threads,
                    "results": results})
     return 0

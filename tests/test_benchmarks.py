@@ -53,3 +53,56 @@ def test_report_renders_from_result_files(tmp_path, monkeypatch):
     text = report.render()
     assert "| cpu-rt | 1.00M | 0.80 | 9.0 / 10.0 | 5.00 / 6.00 | 200 |" in text
     assert "not run yet" in text   # speed and lowres files absent: said so, no numbers invented
+
+
+def test_vertex_map_recovers_the_vertices_that_sit_on_the_68_points():
+    from benchmarks.peers import fit_vertex_map, to68
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice(468, 68, replace=False)
+    mesh = rng.uniform(0, 200, (30, 468, 2)).astype(np.float32)
+    dlib68 = mesh[:, truth] + rng.normal(0, 0.3, (30, 68, 2))     # dlib's points near those vertices
+    dlib68[:, 36], dlib68[:, 45] = [50, 100], [150, 100]             # a sane inter-ocular distance
+    mesh[:, truth[36]], mesh[:, truth[45]] = dlib68[:, 36], dlib68[:, 45]
+    index = fit_vertex_map(mesh, dlib68)
+    assert (index == truth).all()
+    assert to68(mesh, index).shape == (30, 68, 2)
+
+
+def test_committed_mediapipe_mapping_is_valid():
+    from benchmarks.peers import MAPPING, load_mapping
+
+    index = load_mapping()
+    assert len(set(index.tolist())) > 60            # distinct vertices, not one point repeated
+    fit = json.loads(MAPPING.read_text())
+    assert not set(fit["fit_clips"]) & set(fit["held_out_clips"])   # fitted on training clips only
+
+
+def test_mediapipe_peer_missing_environment_is_reported(monkeypatch, tmp_path):
+    import pytest
+
+    from benchmarks import peers
+
+    monkeypatch.setenv("SHTRACK_MEDIAPIPE_PYTHON", str(tmp_path / "nope" / "python"))
+    with pytest.raises(peers.PeerUnavailable, match="setup_mediapipe.sh"):
+        peers.mediapipe_python()
+
+
+def test_mediapipe_peer_tracks_the_demo_clip():
+    """Runs the real FaceMesh in its own environment (CI builds it with benchmarks/setup_mediapipe.sh)."""
+    import pytest
+
+    from benchmarks import peers
+
+    clip = shared("videos") / "driving_d13.mp4"
+    try:
+        peers.mediapipe_python()
+    except peers.PeerUnavailable as e:
+        pytest.skip(str(e))
+    out = peers.mediapipe_video(clip, frames=12)
+    assert out["xy"].shape == (12, 1, 468, 2)
+    found = ~np.isnan(out["xy"][:, 0, 0, 0])
+    assert found.mean() > 0.9
+    assert (out["process_ms"] > 0).all() and out["wall_s"] > 0
+    seq = peers.mediapipe_sequences({"blank": [np.zeros((240, 320, 3), np.uint8)] * 3})
+    assert np.isnan(seq["blank"]).all()              # no face: NaN rows, not a crash
