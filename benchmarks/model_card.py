@@ -25,7 +25,7 @@ from train.common import evaluate_faces
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, save, table
+from .common import RESULTS, console, pct, save, table
 
 CARD = Path(__file__).resolve().parents[1] / "MODEL_CARD.md"
 START, END = "<!-- card:start -->", "<!-- card:end -->"
@@ -92,7 +92,8 @@ def main(argv=None) -> int:
         from . import lowres
 
         lowres.main(["--weights", *args.weights, "--widths", *[str(int(w)) for w in WIDTHS],
-                     "--stride", str(args.stride), "--no-kalman-variant", "--name", "model_card_clips"]
+                     "--stride", str(args.stride), "--no-kalman-variant", "--no-mediapipe",
+                     "--name", "model_card_clips"]
                     + (["--no-dlib"] if args.no_dlib else []))
         clips = json.loads((RESULTS / "model_card_clips.json").read_text())
     save("model_card", {"held_out_300w": {"faces": len(val), "results": faces}, "clips": clips})
@@ -110,7 +111,7 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
              "| face width | " + " | ".join(f"{n} NME / FR" for n in faces) + " |",
              "|---|" + "---:|" * len(faces)]
     for w in next(iter(faces.values())):
-        lines.append(f"| {w} | " + " | ".join(f"{faces[n][w]['nme']:.2%} / {faces[n][w]['fr@0.08']:.1%}" for n in faces) + " |")
+        lines.append(f"| {w} | " + " | ".join(f"{pct(faces[n][w]['nme'])} / {pct(faces[n][w]['fr@0.08'], 1)}" for n in faces) + " |")
     if "dlib" in faces:
         lines.append("")
         lines.append("dlib found a face in: " + ", ".join(f"{w} {s['found']:.0%}" for w, s in faces["dlib"].items()))
@@ -123,7 +124,7 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
                   "| face width | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
         for w, per in res.items():
             lines.append(f"| {w} px | " + " | ".join(
-                f"{per[m]['nme']:.2%} / {per[m]['fr@0.08']:.1%} / {per[m]['found']:.1%}" for m in methods) + " |")
+                f"{pct(per[m]['nme'])} / {pct(per[m]['fr@0.08'], 1)} / {pct(per[m]['found'], 1)}" for m in methods) + " |")
     lines.append(END)
     text = CARD.read_text()
     head, rest = text.split(START, 1)

@@ -45,8 +45,9 @@ def speed_section() -> list[str]:
     if not data:
         return ["_end-to-end speed: not run yet (`python -m benchmarks.speed`)_", ""]
     lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
-             f"{data['frames']} frames, decode -> CSV, {data['threads']} threads):", "",
-             *_header("pipeline", "FPS", "faces/frame", "ms/frame p50 / p95", "infer p50", "detect p50", "x dlib",
+             f"{data['frames']} frames, decode -> CSV, {data['threads']} threads; shtrack rows: median of "
+             f"{data.get('repeats', 1)} runs):", "",
+             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95", "infer p50", "detect p50", "x dlib",
                       "x MediaPipe")]
     for key, r in data["results"].items():
         total = r.get("total_ms")
@@ -54,7 +55,9 @@ def speed_section() -> list[str]:
         infer = r["stages"].get("infer", r["stages"].get("landmarks", {})).get("p50", float("nan"))
         ratios = [f"{r[k]:.1f}" if k in r else "-" for k in ("ratio_to_dlib", "ratio_to_mediapipe")]
         detect = f"{r['stages']['detect']['p50']:.2f}" if "detect" in r["stages"] else "(in graph)"
-        lines.append(f"| {key} | {r['fps']:.1f} | {r['faces_per_frame']:.2f} | {tot} | {infer:.2f} | "
+        runs = r.get("fps_runs", [])
+        fps = f"{r['fps']:.1f}" + (f" ({min(runs):.1f}-{max(runs):.1f})" if len(runs) > 1 else "")
+        lines.append(f"| {key} | {fps} | {r['faces_per_frame']:.2f} | {tot} | {infer:.2f} | "
                      f"{detect} | {' | '.join(ratios)} |")
     return lines + [""]
 
