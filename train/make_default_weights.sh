@@ -16,17 +16,19 @@ python -m train dhln --preset cpu-rt --init $RUNS/cpu-rt-dhln/best.safetensors -
     --steps 4000 --batch-size 32 --lr 1e-3 --warmup 100 --eval-every 500 --ckpt-every 250 --log-every 100 \
     --val-widths 16 24 32 64 --out $RUNS/cpu-rt-dhln2
 
-# 3. FPTN pretrained on true heatmaps and HR faces of 300W rotation/scale pairs.
+# 3. FPTN pretrained on true heatmaps and HR faces of 300W rotation/scale pairs. Session 2 stopped this run at
+#    its step-200 checkpoint (fptn.safetensors is rewritten at every checkpoint) to fit the session's time.
 python -m train fptn --preset cpu-rt --data $DATA/300w_train --steps 300 --batch-size 16 --lr 2e-4 \
     --fptn-channels 32 --fptn-blocks 4 --ckpt-every 100 --log-every 25 --out $RUNS/cpu-rt-fptn
 
 # 4. SHT (Eq. 9-10): DHLN + FPTN on 300W pairs (gamma1 = 1) and UNLABELLED frame pairs of the 14 training
 #    clips (gamma1 = 0; held-out clips are excluded by train/video.py). No teacher labels: session 1's SHT run
-#    with dlib-labelled clips learned dlib's conventions and lost accuracy on human labels.
+#    with dlib-labelled clips learned dlib's conventions and lost accuracy on human labels. Session 2 stopped
+#    this run at its step-125 checkpoint: held-out NME had already doubled (MODEL_CARD.md).
 python -m train sht --init $RUNS/cpu-rt-dhln2/best.safetensors --fptn-init $RUNS/cpu-rt-fptn/fptn.safetensors \
-    --data $DATA/300w_train --videos $DATA/videos --steps 400 --batch-size 16 --lr 1e-4 --warmup 20 \
-    --unlabelled-fraction 0.3 --fptn-channels 32 --fptn-blocks 4 --eval-every 100 --ckpt-every 100 \
+    --data $DATA/300w_train --videos $DATA/videos --steps 250 --batch-size 16 --lr 1e-4 --warmup 20 \
+    --unlabelled-fraction 0.3 --fptn-channels 32 --fptn-blocks 4 --eval-every 125 --ckpt-every 125 \
     --log-every 25 --val-widths 16 24 32 64 --out $RUNS/cpu-rt-sht
 
-# Shipped: whichever of step 2 and step 4 is better on held-out human labels (MODEL_CARD.md says which).
+# Shipped: the better of step 2 and step 4 on held-out human labels; in session 2 that was step 2.
 cp $RUNS/cpu-rt-dhln2/best.safetensors tracker/assets/shtrack-cpu-rt.safetensors
