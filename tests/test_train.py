@@ -169,6 +169,27 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
 
 
+def test_freeze_batchnorm_keeps_running_statistics_but_weights_learn():
+    import torch
+
+    from sht_model import build_model
+    from train.common import freeze_batchnorm
+
+    model = build_model("test").train()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before_mean, before_weight = bn.running_mean.clone(), bn.weight.detach().clone()
+    freeze_batchnorm(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    out = model(torch.randn(2, 3, model.cfg.input_size, model.cfg.input_size) * 3 + 1)
+    out.heatmaps[-1].square().mean().backward()
+    opt.step()
+    assert torch.equal(bn.running_mean, before_mean)          # statistics fixed
+    assert not torch.equal(bn.weight.detach(), before_weight)  # affine weights still trained
+    model.train()
+    model(torch.randn(2, 3, model.cfg.input_size, model.cfg.input_size) * 3 + 1)
+    assert not torch.equal(bn.running_mean, before_mean)      # the control: unfrozen, they move
+
+
 def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     from tests.test_tracker import astronaut_scene
 
@@ -181,7 +202,7 @@ def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "WITHOUT the perceptual term" in proc.stderr + proc.stdout
     proc = _train("sht", *base, "--out", str(tmp_path / "sht"), "--videos", str(videos),
-                  "--fptn-init", str(fptn_out / "fptn.safetensors"))
+                  "--fptn-init", str(fptn_out / "fptn.safetensors"), "--freeze-bn")
     assert proc.returncode == 0, proc.stderr
     assert "unlabelled video pairs" in proc.stderr + proc.stdout
     assert (tmp_path / "sht" / "last.safetensors").exists()

@@ -56,6 +56,7 @@ class TrainConfig:
     amp: bool = True                                  # only takes effect on CUDA
     resume: bool = False
     max_records: int = 0                              # cap the labelled set (tests); 0 = all
+    freeze_bn: bool = False                           # dhln/sht: keep DHLN's BatchNorm statistics fixed
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -119,6 +120,13 @@ def teardown(rt: Runtime) -> None:
         rt.writer.close()
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """BatchNorm layers to eval mode (running statistics stay as trained); weights still learn."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

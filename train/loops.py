@@ -21,8 +21,8 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from sht_model import FPTN, FPTNConfig
 
 from . import losses
-from .common import (Runtime, TrainConfig, evaluate_faces, init_dhln, load_checkpoint, log_scalars, lr_at,
-                     save_checkpoint, unwrap)
+from .common import (Runtime, TrainConfig, evaluate_faces, freeze_batchnorm, init_dhln, load_checkpoint,
+                     log_scalars, lr_at, save_checkpoint, unwrap)
 from .data import Augment, LabelledFaces, LabelledPairs, split_records
 from .readers import read_300w
 
@@ -88,6 +88,8 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     best, batches = float("inf"), _batches(dataset, cfg, rt)
     for step in range(start, cfg.steps):
         batch = _to(next(batches), rt.device)
+        if cfg.freeze_bn:   # fine-tune the network exactly as it runs at inference
+            freeze_batchnorm(model)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(rt.device.type, enabled=cfg.amp and rt.device.type == "cuda"):
@@ -214,6 +216,8 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     for step in range(start, cfg.steps):
         batch = _to(next(batches), rt.device)
         a, b, labelled = batch["a"], batch["b"], batch["labelled"]
+        if cfg.freeze_bn:   # re-applied each step: evaluation puts the model back in train mode
+            freeze_batchnorm(dhln)
         for o in (opt, opt_d):
             for group in o.param_groups:
                 group["lr"] = lr_at(step, cfg)
