@@ -169,11 +169,11 @@ def main(argv=None) -> int:
         teacher = DlibTeacher()
     mapping = None
     if not args.no_mediapipe:
-        from .peers import MAPPING, PeerUnavailable, load_mapping, mediapipe_python
+        from .peers import PeerUnavailable, load_mapping, mediapipe_python
 
         try:
             mediapipe_python()
-            mapping = load_mapping()
+            mapping, fit = load_mapping()
         except PeerUnavailable as e:
             console.print(f"[yellow]MediaPipe not run: {e}")
     results: dict = {}
@@ -210,15 +210,12 @@ def main(argv=None) -> int:
             s.pop("errors")
     mapping_cost = None
     if mapping is not None:
-        import json
-
-        fit = json.loads(MAPPING.read_text())
         mapping_cost = {k: fit[k] for k in ("held_out_nme", "held_out_frames", "held_out_failures", "fit_nme",
                                              "fit_frames")}
         console.print(f"MediaPipe 468->68 mapping alone, full resolution, held-out clips: NME "
                       f"{fit['held_out_nme']:.2%} vs dlib ({fit['held_out_frames']} frames; benchmarks/mediapipe_68.json)")
-    save(args.name, {"clips": args.clips, "mediapipe_mapping": mapping_cost, "stride": args.stride, "frames": {c: len(v) for c, v in clips.items()},
-                     "weights": {k: str(v) for k, v in methods.items()}, "results": results})
+    save(args.name, {"clips": args.clips, "mediapipe_mapping": mapping_cost, "stride": args.stride,
+                     "frames": {c: len(v) for c, v in clips.items()}, "weights": {k: str(v) for k, v in methods.items()}, "results": results})
     return 0
 
 

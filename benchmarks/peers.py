@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train import metrics
+
 from .common import console, table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,13 +75,13 @@ def mediapipe_sequences(sequences: dict[str, list[np.ndarray]], max_faces: int =
     return {name: raw[f"{name}/xy"] for name in sequences}
 
 
-def load_mapping(path: Path = MAPPING) -> np.ndarray:
-    """The 68 mesh-vertex indices (dlib/iBUG order)."""
-    data = json.loads(path.read_text())
-    index = np.asarray(data["vertex"], np.int64)
+def load_mapping(path: Path = MAPPING) -> tuple[np.ndarray, dict]:
+    """The 68 mesh-vertex indices (dlib/iBUG order), and the whole fit record (provenance, its own cost)."""
+    fit = json.loads(path.read_text())
+    index = np.asarray(fit["vertex"], np.int64)
     if index.shape != (68,) or index.min() < 0 or index.max() >= 468:
         raise ValueError(f"{path}: 'vertex' must be 68 indices into the 468-point mesh")
-    return index
+    return index, fit
 
 
 def to68(mesh_xy: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -90,7 +92,7 @@ def to68(mesh_xy: np.ndarray, index: np.ndarray) -> np.ndarray:
 def fit_vertex_map(mesh: np.ndarray, dlib68: np.ndarray) -> np.ndarray:
     """mesh (F x 468 x 2), dlib68 (F x 68 x 2) -> for each dlib point, the vertex with the least mean
     inter-ocular-normalised distance to it."""
-    io = np.linalg.norm(dlib68[:, 36] - dlib68[:, 45], axis=-1)[:, None, None]
+    io = metrics.normaliser(dlib68, "inter-ocular")[:, None, None]
     dist = np.linalg.norm(mesh[:, None, :, :] - dlib68[:, :, None, :], axis=-1) / io   # F x 68 x 468
     return dist.mean(0).argmin(-1)
 
@@ -133,11 +135,6 @@ def _pairs(mesh_runs: dict, labels: dict):
 FAILURE = 0.10   # a frame where the mapped mesh is this far from dlib (NME) is a tracking failure, not convention
 
 
-def _nme(mesh: np.ndarray, ref: np.ndarray, index: np.ndarray) -> np.ndarray:
-    io = np.linalg.norm(ref[:, 36] - ref[:, 45], axis=-1)
-    return np.linalg.norm(to68(mesh, index) - ref, axis=-1).mean(-1) / io
-
-
 def fit_map(videos: Path, stride: int = 5, limit: int = 40) -> dict:
     """Fit on training clips (refit once without MediaPipe's tracking failures), score on held-out clips."""
     from train.video import HELD_OUT_CLIPS
@@ -145,12 +142,12 @@ def fit_map(videos: Path, stride: int = 5, limit: int = 40) -> dict:
     fit_frames, fit_labels = _paired_frames(videos, FIT_CLIPS, stride, limit)
     mesh, ref = _pairs(mediapipe_sequences(fit_frames), fit_labels)
     index = fit_vertex_map(mesh, ref)
-    kept = _nme(mesh, ref, index) < FAILURE
+    kept = metrics.nme(to68(mesh, index), ref) < FAILURE
     index = fit_vertex_map(mesh[kept], ref[kept])
-    fit_err = _nme(mesh, ref, index)
+    fit_err = metrics.nme(to68(mesh, index), ref)
     held_frames, held_labels = _paired_frames(videos, HELD_OUT_CLIPS, stride, limit)
     held_mesh, held_ref = _pairs(mediapipe_sequences(held_frames), held_labels)
-    held_err = _nme(held_mesh, held_ref, index)
+    held_err = metrics.nme(to68(held_mesh, index), held_ref)
     ok = held_err < FAILURE
     return {"vertex": index.tolist(), "fit_clips": list(FIT_CLIPS), "fit_frames": int(kept.sum()),
             "fit_nme": float(fit_err[fit_err < FAILURE].mean()), "held_out_clips": list(HELD_OUT_CLIPS),

@@ -47,8 +47,8 @@ def speed_section() -> list[str]:
     lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
              f"{data['frames']} frames, decode -> CSV, {data['threads']} threads; shtrack rows: median of "
              f"{data.get('repeats', 1)} runs):", "",
-             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95", "infer p50", "detect p50", "x dlib",
-                      "x MediaPipe")]
+             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95", "infer p50",
+                      "detect p50", "x dlib", "x MediaPipe")]
     for key, r in data["results"].items():
         total = r.get("total_ms")
         tot = f"{total['p50']:.1f} / {total['p95']:.1f}" if total else f"{1000 / r['fps']:.1f} (mean)"
@@ -80,8 +80,9 @@ def lowres_section() -> list[str]:
         lines += ["", f"MediaPipe's 468 points are mapped to the 68 by the nearest vertex per point, fitted on "
                       f"{cost['fit_frames']} frames of training clips (`python -m benchmarks.peers fit-map`). The "
                       f"mapping alone costs {cost['held_out_nme']:.2%} NME against dlib on {cost['held_out_frames']} "
-                      "full-resolution frames of the held-out clips (frames where MediaPipe lost the face excluded): part of MediaPipe's error at every width is "
-                      "this convention gap, not tracking error."]
+                      "full-resolution frames of the held-out clips (frames where MediaPipe lost the face "
+                      "excluded): part of MediaPipe's error at every width is this convention gap, not tracking "
+                      "error."]
     lines += ["", "![NME vs face size](benchmarks/results/nme_vs_face_size.png) ![CED](benchmarks/results/ced.png)", ""]
     return lines
 

@@ -217,7 +217,8 @@ def main(argv=None) -> int:
     console.print(table(f"end-to-end speed, {size[0]}x{size[1]}, {args.threads} threads (ms per frame)",
                         ["pipeline", "FPS", "faces", "total p50/p95"] + [f"{s} p50" for s in STAGES], rows))
     if dlib_fps or mediapipe_fps:
-        console.print({k: ", ".join(f"{v[r]:.1f}x {r[9:]}" for r in ("ratio_to_dlib", "ratio_to_mediapipe") if r in v)
+        peers = {"ratio_to_dlib": "dlib", "ratio_to_mediapipe": "MediaPipe"}
+        console.print({k: ", ".join(f"{v[r]:.1f}x {name}" for r, name in peers.items() if r in v)
                        for k, v in results.items()})
     save("speed", {"video": str(args.video), "size": args.size, "frames": args.frames, "threads": args.threads,
                    "repeats": args.repeats,
