@@ -92,15 +92,22 @@ class DHLN(nn.Module):
 
 
 class DHLNInference(nn.Module):
-    """Export wrapper: plain tensors out (last stack's heatmaps, hallucinated face)."""
+    """Export wrapper: plain tensors out, the last stack's heatmaps and (with_face) the hallucinated face.
 
-    def __init__(self, model: DHLN):
+    Without the face the exported graph drops the upsampling tail and the last FUBlock2 (nothing else reads
+    them): the tracker only needs heatmaps unless --save-faces asks for faces, and runtimes execute every
+    node of a graph whatever outputs are fetched (ONNX Runtime: ~10% of the cpu-rt forward pass).
+    """
+
+    def __init__(self, model: DHLN, with_face: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.with_face = model, with_face
 
     def forward(self, x: torch.Tensor):
-        out = self.model(x)
-        return out.heatmaps[-1], out.face
+        p, heatmaps = self.model.forward_features(x)
+        if not self.with_face:
+            return heatmaps[-1]
+        return heatmaps[-1], self.model.forward_face(p, x)
 
 
 def build_model(name: str = "cpu-rt", **overrides) -> DHLN:

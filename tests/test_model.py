@@ -156,6 +156,40 @@ def test_onnx_export_matches_torch(tmp_path, name):
     assert diff_h < 1e-3 and diff_f < 1e-3
 
 
+def test_heatmaps_only_graph_is_smaller_and_agrees(tmp_path):
+    """The tracker's default graph (no face) gives the same heatmaps as the full one, with fewer nodes."""
+    import onnx
+    import onnxruntime as ort
+
+    from sht_model.export import export_onnx
+
+    model = build_model("test").eval()
+    full = export_onnx(model, tmp_path / "full.onnx")
+    slim = export_onnx(model, tmp_path / "slim.onnx", with_face=False)
+    assert [o.name for o in onnx.load(str(slim)).graph.output] == ["heatmaps"]
+    assert len(onnx.load(str(slim)).graph.node) < len(onnx.load(str(full)).graph.node)
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    h_full = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"]).run(["heatmaps"], {"image": x})[0]
+    h_slim = ort.InferenceSession(str(slim), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    assert np.abs(h_full - h_slim).max() < 1e-5
+
+
+@pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
+def test_backends_compute_faces_only_when_asked(tmp_path, monkeypatch, kind):
+    from tracker.backends import load_backend
+    from tracker.pipeline import FaceTracker, TrackerOptions
+
+    monkeypatch.setenv("SHTRACK_CACHE", str(tmp_path / "cache"))
+    weights = save_model(build_model("test").eval(), tmp_path / "m.safetensors")
+    x = np.zeros((2, 3, 64, 64), np.float32)
+    slim, full = load_backend(weights, kind), load_backend(weights, kind, faces=True)
+    (h_slim, f_slim), (h_full, f_full) = slim.infer(x), full.infer(x)
+    assert f_slim is None and f_full.shape == (2, 3, 32, 32)
+    assert np.abs(h_slim - h_full).max() < 1e-4
+    with pytest.raises(ValueError, match="faces=True"):
+        FaceTracker(slim, TrackerOptions(hallucinate=True))
+
+
 @pytest.mark.gpu
 def test_tensorrt_export_matches_torch(tmp_path):
     if not torch.cuda.is_available():

@@ -251,6 +251,17 @@ def test_cli_demo_writes_csv_and_video(tmp_path):
         assert len(list(src)) == 100
 
 
+def test_cli_save_faces_writes_hallucinated_faces(tmp_path):
+    """--save-faces is the one path that loads the graph with the face output (the default graph has none)."""
+    proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--min-face", "20",
+                    "--save-faces", str(tmp_path / "faces"), "--save-faces-every", "25")
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted((tmp_path / "faces").glob("face_*/*.png"))
+    assert {p.name for p in pngs} == {"000001.png", "000026.png", "000051.png", "000076.png"}
+    face = cv2.imread(str(pngs[0]))
+    assert face.shape == (64, 64, 3) and face.std() > 10     # cpu-rt: a 64x64 face, not a blank image
+
+
 def test_cli_missing_file_exits_2_with_one_line(tmp_path):
     proc = _shtrack("--source", str(tmp_path / "nope.mp4"), "--csv", str(tmp_path / "x.csv"))
     assert proc.returncode == 2

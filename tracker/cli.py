@@ -128,7 +128,8 @@ def run(args) -> int:
         from .cluster import run_batch_ray
 
         return run_batch_ray(args, videos, args.ray)
-    backend = load_backend(args.weights, args.backend, args.device, args.threads)
+    backend = load_backend(args.weights, args.backend, args.device, args.threads,
+                           faces=args.save_faces is not None)
     if videos:
         return run_batch(args, videos, backend)
     return run_one(args, str(args.source), backend)

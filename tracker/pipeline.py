@@ -44,6 +44,8 @@ class FaceTracker:
     """Stateful per-stream tracker; feed frames in order with `process(frame)`."""
 
     def __init__(self, backend: Backend, options: TrackerOptions = TrackerOptions()):
+        if options.hallucinate and not backend.faces:
+            raise ValueError("hallucinated faces asked for, but the backend was loaded without them (faces=True)")
         self.backend, self.options = backend, options
         self.detector = HaarDetector(options.min_face, options.max_faces)
         self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses)
@@ -102,7 +104,7 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     import dataclasses
 
     options = dataclasses.replace(options or TrackerOptions(), **option_overrides)
-    model = load_backend(weights, backend, device, threads)
+    model = load_backend(weights, backend, device, threads, faces=options.hallucinate)
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options)
     with src:

@@ -1,5 +1,6 @@
-"""One inference seam: `load_backend(weights, kind, device)` returns an object with `.cfg` and
-`.infer(batch) -> (heatmaps, faces)`; nothing downstream looks at the runtime again.
+"""One inference seam: `load_backend(weights, kind, device, faces=...)` returns an object with `.cfg` and
+`.infer(batch) -> (heatmaps, faces)`; nothing downstream looks at the runtime again. Hallucinated faces are
+computed only when asked for at start-up (faces=True); otherwise the graph stops at the heatmaps and faces is None.
 
 kinds: torch (CPU/CUDA), onnxruntime (CPU), tensorrt (CUDA, `[tensorrt]` extra), auto (TensorRT when
 CUDA and torch-tensorrt are present, else ONNX Runtime).
@@ -24,9 +25,10 @@ KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 class Backend(Protocol):
     cfg: DHLNConfig
     name: str
+    faces: bool
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 3, S, S) float32 normalised -> heatmaps (n, 68, h, h), faces (n, 3, F, F) normalised."""
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 3, S, S) float32 normalised -> heatmaps (n, 68, h, h), faces (n, 3, F, F) normalised or None."""
 
 
 def _cuda_available() -> bool:
@@ -53,20 +55,20 @@ def resolve_kind(kind: str) -> str:
 
 
 def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
-                 threads: int = 0) -> Backend:
+                 threads: int = 0, faces: bool = False) -> Backend:
     weights = Path(weights) if weights else DEFAULT_WEIGHTS
     kind = resolve_kind(kind)
     if kind == "torch":
         from .torch_backend import TorchBackend
 
-        backend = TorchBackend(weights, device, threads)
+        backend = TorchBackend(weights, device, threads, faces)
     elif kind == "onnxruntime":
         from .onnx_backend import OnnxBackend
 
-        backend = OnnxBackend(weights, threads)
+        backend = OnnxBackend(weights, threads, faces)
     else:
         from .tensorrt_backend import TensorRTBackend
 
-        backend = TensorRTBackend(weights)
+        backend = TensorRTBackend(weights, faces)
     log.info("backend %s, model %s (%s)", backend.name, backend.cfg.name, weights.name)
     return backend

@@ -13,7 +13,7 @@ from .onnx_backend import cache_dir
 
 
 class TensorRTBackend:
-    def __init__(self, weights: Path):
+    def __init__(self, weights: Path, faces: bool = False):
         import torch
 
         if not torch.cuda.is_available():
@@ -22,19 +22,22 @@ class TensorRTBackend:
         from sht_model.weights import load_model
 
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-        engine = cache_dir() / f"{weights.stem}-{digest}.trt.ts"
+        engine = cache_dir() / f"{weights.stem}-{digest}{'' if faces else '-heatmaps'}.trt.ts"
         if not engine.exists():
             engine.parent.mkdir(parents=True, exist_ok=True)
-            export_tensorrt(load_model(weights), engine)
+            export_tensorrt(load_model(weights), engine, with_face=faces)
         import torch_tensorrt  # noqa: F401 -- registers the TensorRT runtime ops before loading
 
         self.module = torch.jit.load(str(engine), map_location="cuda").eval()
         self.cfg = DHLNConfig.from_json(tensorrt_config_json(engine))
         self.name = "tensorrt-fp16"
+        self.faces = faces
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
         with torch.inference_mode():
-            heatmaps, faces = self.module(torch.from_numpy(batch).cuda())
-        return heatmaps.float().cpu().numpy(), faces.float().cpu().numpy()
+            out = self.module(torch.from_numpy(batch).cuda())
+        if not self.faces:
+            return out.float().cpu().numpy(), None
+        return out[0].float().cpu().numpy(), out[1].float().cpu().numpy()
