@@ -62,6 +62,10 @@ PRESETS: dict[str, DHLNConfig] = {
     # Sized for >= 150 FPS batch 1 under ONNX Runtime on 2 cores (benchmarks/model_latency.py).
     "cpu-rt": DHLNConfig(name="cpu-rt", feature_size=32, face_size=64, num_stacks=2, channels=96,
                          sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0),
+    # CPU fast: cpu-rt with one stack (about half the work). Trained from cpu-rt's stem and first stack
+    # (train --init-partial): the speed option of benchmarks/speed.py, less accurate (MODEL_CARD.md).
+    "cpu-fast": DHLNConfig(name="cpu-fast", feature_size=32, face_size=64, num_stacks=1, channels=96,
+                           sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0),
     # Tiny model for fast tests only.
     "test": DHLNConfig(name="test", feature_size=16, face_size=32, num_stacks=2, channels=16,
                        sr_channels=8, sr_blocks=2, hourglass_depth=2, heatmap_sigma=1.0),

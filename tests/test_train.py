@@ -190,6 +190,30 @@ def test_freeze_batchnorm_keeps_running_statistics_but_weights_learn():
     assert not torch.equal(bn.running_mean, before_mean)      # the control: unfrozen, they move
 
 
+def test_init_partial_starts_one_stack_model_at_the_first_stack(faces_300w, tmp_path):
+    """--init-partial: a 1-stack model built from a 2-stack one predicts exactly what its first stack did."""
+    import torch
+
+    from sht_model import build_model, load_model, save_model
+    from train.common import transplant
+
+    big = build_model("test").eval()
+    small = transplant(big, build_model("test", num_stacks=1)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(small(x).heatmaps[-1], big(x).heatmaps[0], atol=1e-6)
+    with pytest.raises(ValueError, match="not a smaller version"):
+        transplant(big, build_model("cpu-rt"))
+    # Through the CLI: cpu-rt weights into the cpu-fast preset (one stack), two steps.
+    init = save_model(build_model("cpu-rt"), tmp_path / "rt.safetensors")
+    proc = _train("dhln", "--preset", "cpu-fast", "--init", str(init), "--init-partial", "--data", str(faces_300w),
+                  "--batch-size", "2", "--workers", "0", "--steps", "2", "--eval-every", "2", "--ckpt-every", "2",
+                  "--out", str(tmp_path / "run"), "--val-fraction", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    assert "init-partial" in proc.stderr + proc.stdout
+    assert load_model(tmp_path / "run" / "last.safetensors").cfg.num_stacks == 1
+
+
 def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     from tests.test_tracker import astronaut_scene
 

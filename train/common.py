@@ -57,6 +57,7 @@ class TrainConfig:
     resume: bool = False
     max_records: int = 0                              # cap the labelled set (tests); 0 = all
     freeze_bn: bool = False                           # dhln/sht: keep DHLN's BatchNorm statistics fixed
+    init_partial: bool = False                        # build --preset, copy the --init tensors that fit
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -148,12 +149,29 @@ def log_scalars(rt: Runtime, step: int, scalars: dict, prefix: str = "train") ->
 
 
 def init_dhln(cfg: TrainConfig) -> DHLN:
+    if cfg.init and cfg.init_partial:
+        return transplant(load_model(cfg.init), build_model(cfg.preset)).train()
     if cfg.init:
         model = load_model(cfg.init)
         if model.cfg.name != cfg.preset:
             log.info("init weights are preset %r (config said %r): using the weights' config", model.cfg.name, cfg.preset)
         return model.train()
     return build_model(cfg.preset)
+
+
+def transplant(source: DHLN, target: DHLN) -> DHLN:
+    """Copy every tensor of `source` whose name and shape `target` shares (e.g. the stem and first stack of a
+    2-stack model into a 1-stack one: stack 0 is trained to predict heatmaps on its own by intermediate
+    supervision, so the smaller model starts where the larger one's first stack was)."""
+    theirs, ours = source.state_dict(), target.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if len(fits) < len(ours) / 2:   # a few biases fit anything with 68 points: not a related model
+        raise ValueError(f"only {len(fits)} of {len(ours)} tensors of preset {target.cfg.name!r} fit preset "
+                         f"{source.cfg.name!r}: not a smaller version of it")
+    target.load_state_dict(fits, strict=False)
+    log.info("init-partial: %d of %d tensors of preset %r copied from preset %r; %d start fresh",
+             len(fits), len(ours), target.cfg.name, source.cfg.name, len(ours) - len(fits))
+    return target
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
