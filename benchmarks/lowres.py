@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/videos")
     p.add_argument("--weights", nargs="+", default=["default"],
-                   help="NAME=PATH pairs or 'default' (the bundled weights)")
+                   help="NAME=PATH pairs or 'default' (the bundled weights: shtrack = cpu-rt, shtrack-fast = cpu-fast)")
     p.add_argument("--widths", nargs="+", type=float, default=[16, 24, 32, 48, 64])
     p.add_argument("--clips", nargs="+", default=list(HELD_OUT_CLIPS))
     p.add_argument("--stride", type=int, default=2)
@@ -154,12 +154,17 @@ def main(argv=None) -> int:
     p.add_argument("--no-kalman-variant", action="store_true")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
-    from tracker.backends import DEFAULT_WEIGHTS
+    from tracker.backends import BUNDLED
 
     methods = {}
     for spec in args.weights:
         name, _, path = spec.partition("=")
-        methods[name if path else "shtrack"] = Path(path) if path else DEFAULT_WEIGHTS
+        if path:
+            methods[name] = Path(path)
+            continue
+        methods["shtrack"] = BUNDLED["cpu-rt"]
+        if BUNDLED["cpu-fast"].exists():
+            methods["shtrack-fast"] = BUNDLED["cpu-fast"]
     labels = teacher_labels(args.videos, args.clips)
     clips = {c: load_clip(args.videos, labels, c, args.stride) for c in args.clips}
     teacher = None

@@ -6,8 +6,9 @@ Peers' detect+landmark time is one "landmarks" figure for MediaPipe (BlazeFace r
     python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2] [--repeats 3]
 
 Default input: the held-out clip driving_d13 (one talking head) resized to 640x480 and written once to
-benchmarks/cache. Presets other than the bundled weights' use random weights of that preset (speed does not
-depend on weight values, but random heatmaps make tracks flicker: those rows fix the crop to the detector box).
+benchmarks/cache. Presets with bundled weights (cpu-rt, cpu-fast: tracker/backends.BUNDLED) run those; any other
+preset runs random weights (speed does not depend on weight values, but random heatmaps make tracks flicker:
+those rows fix the crop to the detector box).
 Writes benchmarks/results/speed.json.
 """
 
@@ -150,7 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="640x480")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--presets", nargs="+", default=["cpu-rt"], help="cpu-rt uses the bundled weights")
+    p.add_argument("--presets", nargs="+", default=["cpu-rt", "cpu-fast"],
+                   help="presets with bundled weights use them; others random weights")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
     p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
     p.add_argument("--min-face", type=float, default=48.0)
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
     args = p.parse_args(argv)
-    from tracker.backends import DEFAULT_WEIGHTS
+    from tracker.backends import BUNDLED
 
     size = tuple(int(v) for v in args.size.split("x"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -169,7 +171,8 @@ def main(argv=None) -> int:
     results, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
-            weights = DEFAULT_WEIGHTS if preset == "cpu-rt" else random_weights(preset, Path(tmp))
+            bundled = BUNDLED.get(preset)
+            weights = bundled if bundled and bundled.exists() else random_weights(preset, Path(tmp))
             for backend in args.backends:
                 for label, video in inputs.items():
                     min_face = args.min_face if label == "1 face" else args.min_face / 2

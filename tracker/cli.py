@@ -22,7 +22,7 @@ log = logging.getLogger("shtrack")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backends import KINDS
+    from .backends import BUNDLED, KINDS
 
     p = argparse.ArgumentParser(prog="shtrack", description=__doc__.split("\n")[0],
                                 epilog="\n".join(__doc__.split("\n")[1:]),
@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show", action="store_true", help="live window (needs a display and opencv-python)")
     out.add_argument("--quiet", action="store_true", help="no progress or summary output")
     model = p.add_argument_group("model")
-    model.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
+    which = model.add_mutually_exclusive_group()
+    which.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
+    which.add_argument("--model", choices=sorted(BUNDLED), help="bundled weights by name (default cpu-rt; "
+                       "cpu-fast: one stack, faster, less accurate: MODEL_CARD.md)")
     model.add_argument("--backend", default="auto", choices=KINDS)
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
     model.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
@@ -69,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "export":
         return export_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.model:
+        from .backends import BUNDLED
+
+        args.weights = BUNDLED[args.model]
     _logging(args.quiet)
     from sht_model.weights import WeightsError
 
@@ -238,6 +245,7 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("--weights", type=Path, help="safetensors file (default: bundled)")
     p.add_argument("--onnx", type=Path, help="write ONNX (dynamic batch)")
     p.add_argument("--tensorrt", type=Path, help="write a TensorRT FP16 TorchScript module (CUDA)")
+    p.add_argument("--heatmaps-only", action="store_true", help="no hallucinated-face output (the tracker's graph)")
     args = p.parse_args(argv)
     from sht_model.export import export_onnx, export_tensorrt
     from sht_model.weights import WeightsError, load_model
@@ -250,10 +258,10 @@ def export_main(argv: list[str]) -> int:
         print(f"shtrack: error: {exc}", file=sys.stderr)
         return 2
     if args.onnx:
-        print(export_onnx(model, args.onnx))
+        print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only))
     if args.tensorrt:
         try:
-            print(export_tensorrt(model, args.tensorrt))
+            print(export_tensorrt(model, args.tensorrt, with_face=not args.heatmaps_only))
         except RuntimeError as exc:
             print(f"shtrack: error: {exc}", file=sys.stderr)
             return 2

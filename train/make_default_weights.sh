@@ -36,4 +36,18 @@ python -m train sht --init $RUNS/cpu-rt-dhln2/best.safetensors --fptn-init $RUNS
 python -m train dhln --init $RUNS/cpu-rt-dhln2/best.safetensors --data $DATA/300w_train --steps 250 \
     --batch-size 16 --lr 1e-4 --warmup 20 --eval-every 125 --ckpt-every 125 --log-every 25 \
     --val-widths 16 24 32 64 --freeze-bn --out $RUNS/cpu-rt-dhln-frozenbn
-cp $RUNS/cpu-rt-dhln-frozenbn/last.safetensors tracker/assets/shtrack-cpu-rt.safetensors
+# (session 2 shipped $RUNS/cpu-rt-dhln-frozenbn/last.safetensors; session 3 continued from it:)
+
+# 6. A longer frozen-BatchNorm fine-tune of step 5 (new data order, higher peak rate, cosine over 2500 steps).
+#    Shipped: its last step.
+python -m train dhln --init $RUNS/cpu-rt-dhln-frozenbn/last.safetensors --data $DATA/300w_train --steps 2500 \
+    --batch-size 32 --lr 3e-4 --warmup 50 --eval-every 500 --ckpt-every 250 --log-every 50 \
+    --val-widths 16 24 32 64 --freeze-bn --seed 7 --out $RUNS/cpu-rt-dhln-frozenbn2
+cp $RUNS/cpu-rt-dhln-frozenbn2/last.safetensors tracker/assets/shtrack-cpu-rt.safetensors
+
+# 7. cpu-fast (one stack), started from step 6's stem and first stack (--init-partial: stack 0 already predicts
+#    heatmaps on its own through intermediate supervision), fine-tuned with frozen BatchNorm. Shipped: last step.
+python -m train dhln --preset cpu-fast --init tracker/assets/shtrack-cpu-rt.safetensors --init-partial \
+    --data $DATA/300w_train --steps 4000 --batch-size 32 --lr 4e-4 --warmup 50 --eval-every 500 --ckpt-every 250 \
+    --log-every 50 --val-widths 16 24 32 64 --freeze-bn --seed 11 --out $RUNS/cpu-fast
+cp $RUNS/cpu-fast/last.safetensors tracker/assets/shtrack-cpu-fast.safetensors
