@@ -151,7 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
-    p.add_argument("--no-kalman-variant", action="store_true")
+    p.add_argument("--smoothing", nargs="+", choices=["none", "kalman"], default=["kalman", "none"],
+                   help="tracker variants to score (none = the default pipeline, rows NAME; kalman: NAME+kalman)")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
     from tracker.backends import BUNDLED
@@ -190,9 +191,9 @@ def main(argv=None) -> int:
             gts = [g for _, g in frames]
             runs = {}
             for name, path in methods.items():
-                runs[f"{name}+kalman"] = run_shtrack(frames, path, "kalman", 0.75 * width)
-                if not args.no_kalman_variant:
-                    runs[name] = run_shtrack(frames, path, "none", 0.75 * width)
+                for smooth in args.smoothing:
+                    runs[name if smooth == "none" else f"{name}+{smooth}"] = run_shtrack(frames, path, smooth,
+                                                                                        0.75 * width)
             if teacher is not None:
                 runs["dlib"] = run_dlib(frames, teacher)
             if clip in mesh:

@@ -5,7 +5,8 @@
 1. held-out 300W faces (196 faces, human labels) degraded to face widths 16/24/32/64 px exactly as in training
    (no augmentation, fixed seed): NME (inter-ocular), FR@0.08, for each weights file and for dlib's 68-point
    pipeline on the same degraded 64x64 inputs (upscaled 4x, since dlib's HOG window is 80 px);
-2. held-out clips at 16/24/32/64 px against the teacher (benchmarks/lowres.py, with the found rate).
+2. held-out clips at 16/24/32/64 px against the teacher (benchmarks/lowres.py, with the found rate), tracked as the
+   tracker runs by default (no smoothing).
 Writes benchmarks/results/model_card.json and the block between the markers in MODEL_CARD.md.
 """
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         from . import lowres
 
         lowres.main(["--weights", *args.weights, "--widths", *[str(int(w)) for w in WIDTHS],
-                     "--stride", str(args.stride), "--no-kalman-variant", "--no-mediapipe",
+                     "--stride", str(args.stride), "--smoothing", "none", "--no-mediapipe",
                      "--name", "model_card_clips"]
                     + (["--no-dlib"] if args.no_dlib else []))
         clips = json.loads((RESULTS / "model_card_clips.json").read_text())

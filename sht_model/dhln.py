@@ -96,7 +96,7 @@ class DHLNInference(nn.Module):
 
     Without the face the exported graph drops the upsampling tail and the last FUBlock2 (nothing else reads
     them): the tracker only needs heatmaps unless --save-faces asks for faces, and runtimes execute every
-    node of a graph whatever outputs are fetched (ONNX Runtime: ~10% of the cpu-rt forward pass).
+    node of a graph whatever outputs are fetched (ONNX Runtime: 13% of the cpu-rt forward pass, benchmarks.model_latency).
     """
 
     def __init__(self, model: DHLN, with_face: bool = True):

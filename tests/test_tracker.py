@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -260,6 +261,28 @@ def test_cli_save_faces_writes_hallucinated_faces(tmp_path):
     assert {p.name for p in pngs} == {"000001.png", "000026.png", "000051.png", "000076.png"}
     face = cv2.imread(str(pngs[0]))
     assert face.shape == (64, 64, 3) and face.std() > 10     # cpu-rt: a 64x64 face, not a blank image
+
+
+@pytest.mark.parametrize("name, stacks", [("cpu-rt", 2), ("cpu-fast", 1)])
+def test_bundled_models_load_and_are_small(name, stacks):
+    from sht_model.weights import load_model, read_metadata
+    from tracker.backends import BUNDLED
+
+    path = BUNDLED[name]
+    assert path.stat().st_size < 20e6
+    model = load_model(path)
+    assert model.cfg.name == name and model.cfg.num_stacks == stacks
+    assert json.loads(read_metadata(path)["extra"])["stage"] == "dhln"   # made by our own training command
+
+
+def test_cli_model_flag_picks_bundled_weights(tmp_path):
+    proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--min-face", "20",
+                    "--model", "cpu-fast")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "d.csv").open()))
+    assert len(rows) >= 100 and sum(r["success"] == "1" for r in rows) >= 95
+    both = _shtrack("--source", "demo", "--model", "cpu-fast", "--weights", "x.safetensors")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 def test_cli_missing_file_exits_2_with_one_line(tmp_path):
