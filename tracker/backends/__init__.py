@@ -21,7 +21,7 @@ log = logging.getLogger("shtrack")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Weights shipped in the package, by model name (`shtrack --model NAME`); MODEL_CARD.md describes both.
 BUNDLED = {"cpu-rt": ASSETS / "shtrack-cpu-rt.safetensors",       # the default: most accurate on CPU
-           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors"}   # one stack: ~1.6x the frame rate, less accurate
+           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors"}   # one stack: ~1.4x the frame rate, less accurate
 DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
