@@ -165,8 +165,12 @@ def transplant(source: DHLN, target: DHLN) -> DHLN:
     supervision, so the smaller model starts where the larger one's first stack was)."""
     theirs, ours = source.state_dict(), target.state_dict()
     fits = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
-    if len(fits) < len(ours) / 2:   # a few biases fit anything with 68 points: not a related model
-        raise ValueError(f"only {len(fits)} of {len(ours)} tensors of preset {target.cfg.name!r} fit preset "
+    # Judge relatedness on real tensors: BatchNorm step counters are scalars and fit any model, and a few
+    # 68-wide biases fit anything with 68 points.
+    real = [k for k in ours if not k.endswith("num_batches_tracked")]
+    real_fits = sum(k in fits for k in real)
+    if real_fits < len(real) / 2:
+        raise ValueError(f"only {real_fits} of {len(real)} tensors of preset {target.cfg.name!r} fit preset "
                          f"{source.cfg.name!r}: not a smaller version of it")
     target.load_state_dict(fits, strict=False)
     log.info("init-partial: %d of %d tensors of preset %r copied from preset %r; %d start fresh",
