@@ -145,14 +145,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/videos")
     p.add_argument("--weights", nargs="+", default=["default"],
-                   help="NAME=PATH pairs or 'default' (the bundled weights: shtrack = cpu-rt, shtrack-fast = cpu-fast)")
+                   help="NAME=PATH pairs or 'default' (the bundled models: shtrack = cpu-rt, shtrack-fast = cpu-fast, "
+                        "and their -int8 exports)")
     p.add_argument("--widths", nargs="+", type=float, default=[16, 24, 32, 48, 64])
     p.add_argument("--clips", nargs="+", default=list(HELD_OUT_CLIPS))
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
     p.add_argument("--smoothing", nargs="+", choices=["none", "kalman"], default=["kalman", "none"],
-                   help="tracker variants to score (none = the default pipeline, rows NAME; kalman: NAME+kalman)")
+                   help="tracker variants of the first model (none = the default pipeline, rows NAME; kalman: "
+                        "NAME+kalman); other models run the default pipeline only")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
     from tracker.backends import BUNDLED
@@ -163,9 +165,10 @@ def main(argv=None) -> int:
         if path:
             methods[name] = Path(path)
             continue
-        methods["shtrack"] = BUNDLED["cpu-rt"]
-        if BUNDLED["cpu-fast"].exists():
-            methods["shtrack-fast"] = BUNDLED["cpu-fast"]
+        for method, model in (("shtrack", "cpu-rt"), ("shtrack-fast", "cpu-fast"), ("shtrack-int8", "cpu-rt-int8"),
+                              ("shtrack-fast-int8", "cpu-fast-int8")):
+            if BUNDLED[model].exists():
+                methods[method] = BUNDLED[model]
     labels = teacher_labels(args.videos, args.clips)
     clips = {c: load_clip(args.videos, labels, c, args.stride) for c in args.clips}
     teacher = None
@@ -190,8 +193,9 @@ def main(argv=None) -> int:
         for clip, frames in scaled.items():
             gts = [g for _, g in frames]
             runs = {}
-            for name, path in methods.items():
-                for smooth in args.smoothing:
+            for k, (name, path) in enumerate(methods.items()):
+                # Smoothing variants for the first model only: what smoothing does barely depends on the model.
+                for smooth in args.smoothing if k == 0 else ["none"]:
                     runs[name if smooth == "none" else f"{name}+{smooth}"] = run_shtrack(frames, path, smooth,
                                                                                         0.75 * width)
             if teacher is not None:

@@ -61,6 +61,25 @@ def dlib_on_faces(records, widths, cfg) -> dict:
     return out
 
 
+def onnx_on_faces(path: Path, records, widths) -> dict:
+    """Held-out faces through ONNX Runtime (exported or int8 models), degraded and scored as evaluate_faces does."""
+    from sht_model.heatmap import decode, from_heatmap_coords
+    from tracker.backends.onnx_backend import OnnxBackend
+
+    backend = OnnxBackend(Path(path), threads=2)
+    cfg = backend.cfg
+    ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=1234)
+    out = {}
+    for width in widths:
+        ds.face_width = float(width)
+        items = [ds[i] for i in range(len(ds))]
+        heatmaps, _ = backend.infer(np.stack([it["input"].numpy() for it in items]))
+        xy = from_heatmap_coords(decode(heatmaps)[0], cfg.input_size, cfg.feature_size)
+        errors = metrics.nme(xy, np.stack([it["landmarks"].numpy() for it in items]))
+        out[f"{int(width)}px"] = metrics.summary(errors, 0.08)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     repo = Path(__file__).resolve().parents[1]
@@ -78,16 +97,22 @@ def main(argv=None) -> int:
     if not args.weights:
         p.error("--weights NAME=PATH ... is required")
     from sht_model import load_model
+    from sht_model.config import get_config
 
     _, val = split_records(read_300w(args.data))
     faces = {}
+    cfg = None
     for spec in args.weights:
         name, path = spec.split("=", 1)
+        if path.endswith(".onnx"):
+            faces[name] = onnx_on_faces(Path(path), val, WIDTHS)
+            continue
         model = load_model(path)
+        cfg = cfg or model.cfg
         torch.set_num_threads(2)
         faces[name] = evaluate_faces(model, val, WIDTHS, torch.device("cpu"))
     if not args.no_dlib:
-        faces["dlib"] = dlib_on_faces(val, WIDTHS, load_model(args.weights[0].split("=", 1)[1]).cfg)
+        faces["dlib"] = dlib_on_faces(val, WIDTHS, cfg or get_config("cpu-rt"))
     clips = None
     if not args.no_clips:
         from . import lowres

@@ -3,12 +3,13 @@ for each preset x backend, batch 1 (one face) and batched multi-face; on the sam
 MediaPipe FaceMesh in tracking mode (in its own environment: benchmarks/peers.py; skipped with a note if absent).
 Peers' detect+landmark time is one "landmarks" figure for MediaPipe (BlazeFace runs inside its graph).
 
-    python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2] [--repeats 3]
+    python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2] [--repeats 3] [--models ...]
 
 Default input: the held-out clip driving_d13 (one talking head) resized to 640x480 and written once to
-benchmarks/cache. Presets with bundled weights (cpu-rt, cpu-fast: tracker/backends.BUNDLED) run those; any other
-preset runs random weights (speed does not depend on weight values, but random heatmaps make tracks flicker:
-those rows fix the crop to the detector box).
+benchmarks/cache. Bundled models (cpu-rt, cpu-fast and their int8 exports: tracker/backends.BUNDLED; the int8
+ones on ONNX Runtime only) run their shipped weights; any other
+preset runs random weights: the network's time does not depend on weight values, but random heatmaps fail
+the confidence test, so the detector runs on every frame (read the infer column of those rows, not their FPS).
 Writes benchmarks/results/speed.json.
 """
 
@@ -69,20 +70,25 @@ def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def run_shtrack(video: Path, weights: Path, backend: str, threads: int, min_face: float) -> dict:
-    from tracker.pipeline import track
+    from tracker.backends import load_backend
+    from tracker.pipeline import FaceTracker, TrackerOptions, run_frames
     from tracker.sinks import CsvSink
+    from tracker.sources import open_source
 
     stage_ms = {s: [] for s in STAGES}
     faces = []
+    # The model is loaded before the clock starts, as dlib's and MediaPipe's are; opening the file is timed.
+    tracker = FaceTracker(load_backend(weights, backend, "cpu", threads), TrackerOptions(min_face=min_face))
     with tempfile.TemporaryDirectory() as tmp, CsvSink(Path(tmp) / "out.csv") as sink:
         start = time.perf_counter()
-        for result in track(str(video), weights=weights, backend=backend, threads=threads, min_face=min_face):
-            t = time.perf_counter()
-            sink.append(result)
-            result.timings["write"] = (time.perf_counter() - t) * 1000
-            for s in STAGES:
-                stage_ms[s].append(result.timings.get(s, 0.0))
-            faces.append(int(result.faces.success.sum()))
+        with open_source(str(video)) as source:
+            for result in run_frames(source, tracker):
+                t = time.perf_counter()
+                sink.append(result)
+                result.timings["write"] = (time.perf_counter() - t) * 1000
+                for s in STAGES:
+                    stage_ms[s].append(result.timings.get(s, 0.0))
+                faces.append(int(result.faces.success.sum()))
         wall = time.perf_counter() - start
     n = len(faces)
     return {"frames": n, "fps": n / wall, "faces_per_frame": float(np.mean(faces)),
@@ -151,8 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="640x480")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--presets", nargs="+", default=["cpu-rt", "cpu-fast"],
-                   help="presets with bundled weights use them; others random weights")
+    p.add_argument("--models", "--presets", nargs="+", default=["cpu-rt", "cpu-fast", "cpu-rt-int8", "cpu-fast-int8"],
+                   help="bundled models by name (tracker/backends.BUNDLED); other preset names run random weights")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
     p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
     p.add_argument("--min-face", type=float, default=48.0)
@@ -170,10 +176,12 @@ def main(argv=None) -> int:
         inputs[f"{args.multi_faces} faces"] = make_input(args.video, size, args.frames, args.multi_faces)
     results, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for preset in args.presets:
+        for preset in args.models:
             bundled = BUNDLED.get(preset)
             weights = bundled if bundled and bundled.exists() else random_weights(preset, Path(tmp))
             for backend in args.backends:
+                if weights.suffix == ".onnx" and backend != "onnxruntime":
+                    continue   # int8 models are ONNX Runtime graphs
                 for label, video in inputs.items():
                     min_face = args.min_face if label == "1 face" else args.min_face / 2
                     # The VM's speed drifts from minute to minute: repeat, keep every run, report the median run.

@@ -3,12 +3,19 @@
 - ONNX (dynamic batch) for ONNX Runtime on CPU. `torch.onnx.export` needs the `onnx` package (and
   protobuf >= 6), which is why `onnx` lives in the base install and MediaPipe (protobuf < 5) does not:
   see README, "Dependency notes".
+- int8 ONNX (ONNX Runtime static quantisation of the heatmaps-only graph): about 2.3x faster than float on a
+  CPU with AVX-512 VNNI, ~1.2x on AVX2 alone; costs ~0.1 NME points (MODEL_CARD.md).
 - TensorRT via torch-tensorrt (FP16), from the optional `[tensorrt]` extra; needs CUDA.
 """
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 import torch
 
@@ -44,6 +51,42 @@ def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool 
     onnx.save(proto, str(path))
     tmp.unlink()
     return path
+
+
+def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+    """Static int8 quantisation of an exported model with ONNX Runtime.
+
+    Weights int8 per output channel, activations uint8 with MinMax ranges from `calibration` (input batches,
+    normalised like the tracker's crops: training-split faces, never held-out ones), QDQ format. The DHLN
+    config is carried over; metadata `shtrack_precision` says int8.
+    """
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
+                                          quantize_static)
+
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    config = onnx_config_json(src)
+    batches = iter(calibration)
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            batch = next(batches, None)
+            return None if batch is None else {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
+
+    # The quantiser writes scratch files into the working directory: give it a private one.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(quantized))
+    del proto.metadata_props[:]
+    for key, value in (("shtrack_config", config), ("shtrack_precision", "int8")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(dst))
+    return dst
 
 
 def onnx_config_json(path: str | Path) -> str:

@@ -53,6 +53,8 @@ def load_model(path: str | Path, map_location: str = "cpu") -> DHLN:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
+    if path.suffix == ".onnx":
+        raise WeightsError(f"{path}: an exported ONNX model runs on --backend onnxruntime only")
     if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         return _load_torch_state(path, map_location)
     meta = read_metadata(path)

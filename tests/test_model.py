@@ -205,3 +205,48 @@ def test_tensorrt_export_matches_torch(tmp_path):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).heatmaps[-1].numpy()
     assert np.abs(heatmaps - ref).max() < 5e-2   # FP16
+
+
+def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny_weights):
+    """`shtrack export --int8`: a QDQ int8 graph that keeps the config, runs on ONNX Runtime and tracks the float
+    heatmaps; torch refuses it with a clear error."""
+    import subprocess
+    import sys
+
+    import onnx
+
+    from sht_model.export import export_onnx
+    from sht_model.weights import WeightsError, load_model
+    from tracker.backends import load_backend
+
+    out = tmp_path / "tiny-int8.onnx"
+    proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
+                           "--int8", str(out), "--calibration-data", str(faces_300w), "--calibration-samples", "6"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-int8.onnx"]   # no scratch files left behind
+    proto = onnx.load(str(out))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["shtrack_precision"] == "int8"
+    assert DHLNConfig.from_json(meta["shtrack_config"]) == load_model(tiny_weights).cfg
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and [o.name for o in proto.graph.output] == ["heatmaps"]
+
+    int8 = load_backend(out)   # auto -> ONNX Runtime for an .onnx file
+    fp32 = load_backend(export_onnx(load_model(tiny_weights), tmp_path / "fp32.onnx", with_face=False))
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    h8, h32 = int8.infer(x)[0], fp32.infer(x)[0]
+    assert h8.shape == h32.shape and int8.infer(x)[1] is None
+    print(f"int8 vs float heatmaps: correlation {np.corrcoef(h8.ravel(), h32.ravel())[0, 1]:.4f}")
+    assert np.corrcoef(h8.ravel(), h32.ravel())[0, 1] > 0.9
+    with pytest.raises(WeightsError, match="onnxruntime"):
+        load_model(out)
+
+
+def test_int8_export_needs_calibration_data(tiny_weights):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
+                           "--int8", "x.onnx"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--calibration-data" in proc.stderr

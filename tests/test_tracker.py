@@ -275,6 +275,31 @@ def test_bundled_models_load_and_are_small(name, stacks):
     assert json.loads(read_metadata(path)["extra"])["stage"] == "dhln"   # made by our own training command
 
 
+@pytest.mark.parametrize("name", ["cpu-rt", "cpu-fast"])
+def test_bundled_int8_models_agree_with_their_float_models(name):
+    """The shipped int8 exports land within a fraction of a heatmap pixel of the float models on real faces."""
+    from sht_model.heatmap import decode
+    from tracker.backends import BUNDLED, load_backend
+    from train.data import NO_AUGMENT, LabelledFaces, split_records
+    from train.readers import read_300w
+
+    int8, fp32 = load_backend(BUNDLED[f"{name}-int8"]), load_backend(BUNDLED[name], "onnxruntime")
+    assert BUNDLED[f"{name}-int8"].stat().st_size < 0.5 * BUNDLED[name].stat().st_size
+    _, val = split_records(read_300w(shared("300w_train")))
+    ds = LabelledFaces(val[:24], fp32.cfg, aug=NO_AUGMENT, seed=3, face_width=24.0)
+    x = np.stack([ds[i]["input"].numpy() for i in range(len(ds))])
+    xy8, xy32 = decode(int8.infer(x)[0])[0], decode(fp32.infer(x)[0])[0]
+    moved = np.linalg.norm(xy8 - xy32, axis=-1)
+    print(f"{name}: int8 vs float landmarks, median {np.median(moved):.3f} / p95 {np.percentile(moved, 95):.3f} heatmap px")
+    assert np.median(moved) < 0.3 and np.percentile(moved, 95) < 1.5
+
+
+def test_cli_int8_model_on_torch_is_a_one_line_error():
+    proc = _shtrack("--source", "demo", "--model", "cpu-fast-int8", "--backend", "torch")
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(err) == 1 and "onnxruntime" in err[0], proc.stderr
+
+
 def test_cli_model_flag_picks_bundled_weights(tmp_path):
     proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--min-face", "20",
                     "--model", "cpu-fast")

@@ -6,6 +6,7 @@
     shtrack --source webcam --show
     shtrack train dhln ...                         # training (python -m train)
     shtrack export --weights W.safetensors --onnx W.onnx
+    shtrack export --weights W.safetensors --int8 W-int8.onnx --calibration-data ../shared/data/300w_train
 Exit codes: 0 success, 2 bad input, 130 interrupted (outputs written so far are kept and finalised).
 """
 
@@ -246,7 +247,13 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("--onnx", type=Path, help="write ONNX (dynamic batch)")
     p.add_argument("--tensorrt", type=Path, help="write a TensorRT FP16 TorchScript module (CUDA)")
     p.add_argument("--heatmaps-only", action="store_true", help="no hallucinated-face output (the tracker's graph)")
+    p.add_argument("--int8", type=Path, help="write an int8 ONNX model (heatmaps only; needs --calibration-data)")
+    p.add_argument("--calibration-data", type=Path,
+                   help="300W-layout folder; int8 ranges are calibrated on its training split (held-out faces unused)")
+    p.add_argument("--calibration-samples", type=int, default=200)
     args = p.parse_args(argv)
+    if args.int8 and not args.calibration_data:
+        p.error("--int8 needs --calibration-data (a 300W-layout folder of labelled faces)")
     from sht_model.export import export_onnx, export_tensorrt
     from sht_model.weights import WeightsError, load_model
 
@@ -259,6 +266,22 @@ def export_main(argv: list[str]) -> int:
         return 2
     if args.onnx:
         print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only))
+    if args.int8:
+        import tempfile
+
+        from sht_model.export import quantize_onnx_int8
+        from train.data import calibration_inputs, split_records
+        from train.readers import DatasetError, read_300w
+
+        try:
+            train, _ = split_records(read_300w(args.calibration_data))
+        except DatasetError as exc:
+            print(f"shtrack: error: {exc}", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", with_face=False)
+            inputs = calibration_inputs(train, model.cfg, args.calibration_samples)
+            print(quantize_onnx_int8(fp32, args.int8, inputs))
     if args.tensorrt:
         try:
             print(export_tensorrt(model, args.tensorrt, with_face=not args.heatmaps_only))

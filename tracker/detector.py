@@ -27,8 +27,11 @@ class HaarDetector:
         self.max_faces = max_faces
         self.min_neighbors = min_neighbors
 
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """BGR or gray image -> (n, 5) float32 boxes x0, y0, x1, y1, score, largest first."""
+    def detect(self, image: np.ndarray, scale_factor: float = 1.05) -> np.ndarray:
+        """BGR or gray image -> (n, 5) float32 boxes x0, y0, x1, y1, score, largest first.
+
+        `scale_factor` is the cascade's pyramid step: 1.05 misses least; the tracker's periodic scan for new
+        faces uses a coarser step (TrackerOptions.rescan_scale_factor) at a third of the cost."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         # Haar boxes are ~1/0.888 of the landmark box: a face of `min_face` landmark width gives this Haar box.
         min_haar = self.min_face / HAAR_TO_LANDMARK_SIDE
@@ -37,7 +40,7 @@ class HaarDetector:
             gray = cv2.resize(gray, None, fx=scale, fy=scale,
                               interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
         found, _, weights = self.cascade.detectMultiScale3(
-            gray, scaleFactor=1.05, minNeighbors=self.min_neighbors, minSize=(24, 24), outputRejectLevels=True)
+            gray, scaleFactor=scale_factor, minNeighbors=self.min_neighbors, minSize=(24, 24), outputRejectLevels=True)
         if len(found) == 0:
             return np.zeros((0, 5), np.float32)
         found = np.asarray(found, np.float32) / scale

@@ -31,6 +31,10 @@ class TrackerOptions:
     max_faces: int = 0                 # 0 = no limit
     min_face: float = 32.0             # smallest face width (px) the detector looks for (16 for CCTV)
     detect_every: int = 30             # frames between detector runs while tracks are healthy (new faces wait <= 1 s)
+    # Pyramid step of that periodic scan for new faces. While every track is healthy the scan only looks for
+    # faces not yet tracked, and a face it misses is looked for again detect_every frames later; with no
+    # tracks or a weak one the full 1.05 scan runs. 1.2 costs a third of 1.05 (benchmarks.speed).
+    rescan_scale_factor: float = 1.2
     # Mean heatmap peak below which a track counts a miss. Measured on the bundled weights: held-out 300W
     # faces at 16 px have a 5th percentile of 0.46; random non-face crops a median of 0.17.
     min_confidence: float = 0.35
@@ -56,10 +60,10 @@ class FaceTracker:
         timings = {} if timings is None else timings
         opts, cfg = self.options, self.backend.cfg
         t = time.perf_counter()
-        needs_detection = (self._since_detect is None or self._since_detect >= opts.detect_every - 1
-                           or len(self.tracks) == 0 or self.tracks.weak)
-        if needs_detection:
-            self.tracks.add_detections(self.detector.detect(frame.image))
+        full_scan = self._since_detect is None or len(self.tracks) == 0 or self.tracks.weak
+        if full_scan or self._since_detect >= opts.detect_every - 1:
+            step = 1.05 if full_scan else opts.rescan_scale_factor
+            self.tracks.add_detections(self.detector.detect(frame.image, step))
             self._since_detect = 0
         else:
             self._since_detect += 1

@@ -58,6 +58,8 @@ class TrainConfig:
     max_records: int = 0                              # cap the labelled set (tests); 0 = all
     freeze_bn: bool = False                           # dhln/sht: keep DHLN's BatchNorm statistics fixed
     init_partial: bool = False                        # build --preset, copy the --init tensors that fit
+    aug_angle: float = 30.0                           # dhln: rotation augmentation, +- degrees (paper: 30)
+    aug_scale: float = 0.2                            # dhln: scale augmentation, 1 +- this (paper: 0.8-1.2)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":

@@ -114,6 +114,14 @@ def load_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def calibration_inputs(records: list[LandmarkRecord], cfg: DHLNConfig, count: int = 200, seed: int = 5):
+    """`count` single-face input batches (1, 3, S, S) for int8 calibration: training-style samples (augmented,
+    degraded to 12-64 px faces) of `records`, which should be the training split."""
+    ds = LabelledFaces(records, cfg, Augment(), seed=seed)
+    for i in np.random.default_rng(seed).permutation(len(ds))[:count]:
+        yield ds[int(i)]["input"][None].numpy()
+
+
 class LabelledFaces(Dataset):
     """Labelled faces (300W-style records), one augmented degraded sample per item; images cached in memory."""
 

@@ -80,7 +80,10 @@ def _evaluate(cfg, rt, model, val, step, best):
 def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     train, val = _records(cfg)
     model = _wrap(init_dhln(cfg), rt)
-    dataset = LabelledFaces(train, unwrap(model).cfg, Augment(), seed=cfg.seed)
+    # --aug-angle / --aug-scale below the paper's +-30 deg / 0.8-1.2: a last fine-tune on faces posed like the
+    # tracker's upright, landmark-boxed crops (MODEL_CARD.md, step 8).
+    aug = Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale))
+    dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_checkpoint(cfg, {"dhln": model}, {"opt": opt})
     weights = losses.LossWeights()

@@ -19,9 +19,12 @@ from sht_model.config import DHLNConfig
 log = logging.getLogger("shtrack")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# Weights shipped in the package, by model name (`shtrack --model NAME`); MODEL_CARD.md describes both.
+# Weights shipped in the package, by model name (`shtrack --model NAME`); MODEL_CARD.md describes them.
+# The int8 files are `shtrack export --int8` of the float ones (ONNX Runtime only, heatmaps only).
 BUNDLED = {"cpu-rt": ASSETS / "shtrack-cpu-rt.safetensors",       # the default: most accurate on CPU
-           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors"}   # one stack: ~1.4x the frame rate, less accurate
+           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors",   # one stack: ~1.4x the frame rate, less accurate
+           "cpu-rt-int8": ASSETS / "shtrack-cpu-rt-int8.onnx",
+           "cpu-fast-int8": ASSETS / "shtrack-cpu-fast-int8.onnx"}
 DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
@@ -61,7 +64,8 @@ def resolve_kind(kind: str) -> str:
 def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
                  threads: int = 0, faces: bool = False) -> Backend:
     weights = Path(weights) if weights else DEFAULT_WEIGHTS
-    kind = resolve_kind(kind)
+    # An exported .onnx file only runs on ONNX Runtime: `auto` means that runtime for it.
+    kind = "onnxruntime" if kind == "auto" and weights.suffix == ".onnx" else resolve_kind(kind)
     if kind == "torch":
         from .torch_backend import TorchBackend
 
