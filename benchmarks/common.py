@@ -35,7 +35,17 @@ def machine() -> dict:
     import os
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "int8_dot_product": int8_dot_product()}
+
+
+def int8_dot_product() -> str:
+    """The CPU's int8 dot-product instructions ('avx512_vnni', 'avx_vnni' or 'none'): int8 models run ~2x
+    faster with them and ONNX Runtime's int8 kernels differ without them."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    return next((f for f in ("avx512_vnni", "avx_vnni") if f in flags), "none")
 
 
 def save(name: str, payload: dict) -> Path:

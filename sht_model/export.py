@@ -53,12 +53,16 @@ def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool 
     return path
 
 
-def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray],
+                       reduce_range: bool = True) -> Path:
     """Static int8 quantisation of an exported model with ONNX Runtime.
 
     Weights int8 per output channel, activations uint8 with MinMax ranges from `calibration` (input batches,
     normalised like the tracker's crops: training-split faces, never held-out ones), QDQ format. The DHLN
     config is carried over; metadata `shtrack_precision` says int8.
+    reduce_range: 7-bit weights. On CPUs without VNNI, ONNX Runtime's uint8 x int8 kernels sum pairs of
+    products in int16 and can saturate with full 8-bit weights (the likely cause of the +0.5 NME points an
+    AVX2-only machine measured); 7 bits cannot. Measured here (VNNI) it costs 0.0-0.1 points (MODEL_CARD.md).
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
@@ -78,7 +82,7 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[n
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
     for key, value in (("shtrack_config", config), ("shtrack_precision", "int8")):
