@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
 from .dhln import DHLN, DHLNInference
