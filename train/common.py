@@ -60,6 +60,8 @@ class TrainConfig:
     init_partial: bool = False                        # build --preset, copy the --init tensors that fit
     aug_angle: float = 30.0                           # dhln: rotation augmentation, +- degrees (paper: 30)
     aug_scale: float = 0.2                            # dhln: scale augmentation, 1 +- this (paper: 0.8-1.2)
+    aug_shift: float = 0.05                           # dhln: box-centre jitter, fraction of the face box
+    aug_box_jitter: float = 0.07                      # dhln: log-normal sigma of the box size jitter
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":

@@ -80,9 +80,10 @@ def _evaluate(cfg, rt, model, val, step, best):
 def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     train, val = _records(cfg)
     model = _wrap(init_dhln(cfg), rt)
-    # --aug-angle / --aug-scale below the paper's +-30 deg / 0.8-1.2: a last fine-tune on faces posed like the
-    # tracker's upright, landmark-boxed crops (MODEL_CARD.md, step 8).
-    aug = Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale))
+    # --aug-angle / --aug-scale (and --aug-shift / --aug-box-jitter) below the defaults (the paper's +-30 deg /
+    # 0.8-1.2): a last fine-tune on faces posed like the tracker's upright, landmark-boxed crops (MODEL_CARD.md).
+    aug = Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale),
+                  shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter)
     dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = load_checkpoint(cfg, {"dhln": model}, {"opt": opt})
