@@ -22,7 +22,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Weights shipped in the package, by model name (`shtrack --model NAME`); MODEL_CARD.md describes them.
 # The int8 files are `shtrack export --int8` of the float ones (ONNX Runtime only, heatmaps only).
 BUNDLED = {"cpu-rt": ASSETS / "shtrack-cpu-rt.safetensors",       # the default: most accurate on CPU
-           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors",   # one stack: ~1.7x the frame rate, less accurate
+           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors",   # one stack: 1.4-1.7x the frame rate, less accurate
            "cpu-rt-int8": ASSETS / "shtrack-cpu-rt-int8.onnx",
            "cpu-fast-int8": ASSETS / "shtrack-cpu-fast-int8.onnx"}
 DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
