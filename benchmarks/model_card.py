@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from train import metrics
-from train.common import evaluate_faces
+from train.common import evaluate_faces, score_faces
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
@@ -62,22 +62,11 @@ def dlib_on_faces(records, widths, cfg) -> dict:
 
 
 def onnx_on_faces(path: Path, records, widths) -> dict:
-    """Held-out faces through ONNX Runtime (exported or int8 models), degraded and scored as evaluate_faces does."""
-    from sht_model.heatmap import decode, from_heatmap_coords
+    """Held-out faces through ONNX Runtime (exported or int8 models), scored as evaluate_faces scores torch models."""
     from tracker.backends.onnx_backend import OnnxBackend
 
     backend = OnnxBackend(Path(path), threads=2)
-    cfg = backend.cfg
-    ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=1234)
-    out = {}
-    for width in widths:
-        ds.face_width = float(width)
-        items = [ds[i] for i in range(len(ds))]
-        heatmaps, _ = backend.infer(np.stack([it["input"].numpy() for it in items]))
-        xy = from_heatmap_coords(decode(heatmaps)[0], cfg.input_size, cfg.feature_size)
-        errors = metrics.nme(xy, np.stack([it["landmarks"].numpy() for it in items]))
-        out[f"{int(width)}px"] = metrics.summary(errors, 0.08)
-    return out
+    return score_faces(lambda x: backend.infer(x.numpy())[0], backend.cfg, records, widths)
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ import torch
 from torch import distributed as dist
 
 from sht_model import DHLN, build_model, load_model, save_model
+from sht_model.config import DHLNConfig
 from sht_model.heatmap import decode, from_heatmap_coords
 
 from . import metrics
@@ -224,32 +225,34 @@ def load_checkpoint(cfg: TrainConfig, modules: dict, optimizers: dict) -> int:
     return int(state["step"])
 
 
-@torch.no_grad()
-def predict_landmarks(model: DHLN, inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Batch of inputs -> landmarks in input pixels (N, 68, 2) and confidence (N, 68)."""
-    out = model(inputs)
-    xy, conf = decode(out.heatmaps[-1].float().cpu().numpy())
-    return from_heatmap_coords(xy, model.cfg.input_size, model.cfg.feature_size), conf
+def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
+    """NME (inter-ocular) on held-out labelled faces degraded to each face width; deterministic.
 
-
-@torch.no_grad()
-def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
-    """NME (inter-ocular) on held-out labelled faces degraded to each face width; deterministic."""
-    was = model.training
-    model.eval()
+    heatmaps_of: a batch of normalised inputs (torch, N x 3 x S x S) -> last-stack heatmaps (numpy), so a torch
+    model (evaluate_faces) and an ONNX Runtime backend (benchmarks.model_card) are scored the same way.
+    """
     results = {}
     # One dataset for every width: its image cache is read from disk once, not once per width.
-    ds = LabelledFaces(records, model.cfg, aug=NO_AUGMENT, seed=seed)
+    ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=seed)
     for width in widths:
         ds.face_width = float(width)
         preds, gts = [], []
         for start in range(0, len(ds), batch):
             items = [ds[i] for i in range(start, min(len(ds), start + batch))]
-            x = torch.stack([it["input"] for it in items]).to(device)
-            xy, _ = predict_landmarks(model, x)
-            preds.append(xy)
+            xy, _ = decode(heatmaps_of(torch.stack([it["input"] for it in items])))
+            preds.append(from_heatmap_coords(xy, cfg.input_size, cfg.feature_size))
             gts.append(np.stack([it["landmarks"].numpy() for it in items]))
         errors = metrics.nme(np.concatenate(preds), np.concatenate(gts))
         results[f"{int(width)}px"] = metrics.summary(errors, 0.08)
+    return results
+
+
+@torch.no_grad()
+def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
+    """score_faces for a torch DHLN (in eval mode for the call)."""
+    was = model.training
+    model.eval()
+    results = score_faces(lambda x: model(x.to(device)).heatmaps[-1].float().cpu().numpy(), model.cfg, records,
+                          widths, seed, batch)
     model.train(was)
     return results
