@@ -169,6 +169,28 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
 
 
+def test_dhln_ema_ships_the_averaged_weights(faces_300w, tmp_path):
+    """--ema-decay: last.safetensors holds the moving average, which lags the live weights (kept in state.pt)."""
+    from sht_model import build_model, load_model, save_model
+
+    init = save_model(build_model("test"), tmp_path / "init.safetensors")
+    out = tmp_path / "run"
+    proc = _train("dhln", "--init", str(init), "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
+                  "--steps", "4", "--warmup", "1", "--lr", "1e-3", "--ema-decay", "0.9", "--eval-every", "4",
+                  "--ckpt-every", "4", "--out", str(out), "--val-fraction", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    start = load_model(init).state_dict()
+    averaged = load_model(out / "last.safetensors").state_dict()
+    live = torch.load(out / "state.pt", weights_only=True)["modules"]["live"]
+    name = "stem_q.0.weight"
+
+    def dist(a, b):
+        return float((a[name] - b[name]).norm())
+
+    assert dist(averaged, live) > 0
+    assert dist(averaged, start) < dist(live, start)
+
+
 def test_freeze_batchnorm_keeps_running_statistics_but_weights_learn():
     import torch
 

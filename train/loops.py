@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
 from sht_model import FPTN, FPTNConfig
@@ -86,9 +87,18 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
                   shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter)
     dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = load_checkpoint(cfg, {"dhln": model}, {"opt": opt})
+    # With --ema-decay the run's result (last/best.safetensors, the scores) is the moving average of the
+    # weights, which smooths out the last steps' noise; the live weights go on training from state.pt.
+    ema = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
+        if cfg.ema_decay else None
+    modules = {"dhln": ema.module, "live": model} if ema else {"dhln": model}
+    start = load_checkpoint(cfg, modules, {"opt": opt})
+    if ema is not None and start:
+        ema.n_averaged.fill_(start)    # resumed: the average has history (0 would restart it from the live weights)
+    result = modules["dhln"]
     weights = losses.LossWeights()
-    log.info("dhln: %d train / %d held-out faces, preset %s", len(train), len(val), unwrap(model).cfg.name)
+    log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
+             f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
     best, batches = float("inf"), _batches(dataset, cfg, rt)
     for step in range(start, cfg.steps):
         batch = _to(next(batches), rt.device)
@@ -103,12 +113,14 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(unwrap(model))
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             log_scalars(rt, step, {"loss": loss.detach(), **parts, "lr": opt.param_groups[0]["lr"]})
         if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-            best = _evaluate(cfg, rt, model, val, step + 1, best)
+            best = _evaluate(cfg, rt, result, val, step + 1, best)
         if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
-            save_checkpoint(cfg, rt, step + 1, {"dhln": model}, {"opt": opt}, {})
+            save_checkpoint(cfg, rt, step + 1, modules, {"opt": opt}, {})
     return Path(cfg.out) / "last.safetensors"
 
 
