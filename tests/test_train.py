@@ -177,8 +177,9 @@ def test_dhln_ema_ships_the_averaged_weights(faces_300w, tmp_path):
     out = tmp_path / "run"
     proc = _train("dhln", "--init", str(init), "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
                   "--steps", "4", "--warmup", "1", "--lr", "1e-3", "--ema-decay", "0.9", "--eval-every", "4",
-                  "--ckpt-every", "4", "--out", str(out), "--val-fraction", "0.3")
+                  "--ckpt-every", "4", "--out", str(out), "--val-fraction", "0.3", "--no-aug-flip")
     assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "config.json").read_text())["aug_flip"] is False
     start = load_model(init).state_dict()
     averaged = load_model(out / "last.safetensors").state_dict()
     live = torch.load(out / "state.pt", weights_only=True)["modules"]["live"]

@@ -83,8 +83,11 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     model = _wrap(init_dhln(cfg), rt)
     # --aug-angle / --aug-scale (and --aug-shift / --aug-box-jitter) below the defaults (the paper's +-30 deg /
     # 0.8-1.2): a last fine-tune on faces posed like the tracker's upright, landmark-boxed crops (MODEL_CARD.md).
+    # --no-aug-flip: 300W's x labels sit ~0.9 px (at label resolution) right of where mirroring puts them, so a
+    # model trained on mirrored faces splits the difference and lands that far left on unmirrored ones; a last
+    # fine-tune without mirroring learns the labels' x convention as it learns their y convention.
     aug = Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale),
-                  shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter)
+                  shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter, flip=cfg.aug_flip)
     dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # With --ema-decay the run's result (last/best.safetensors, the scores) is the moving average of the
