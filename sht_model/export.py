@@ -69,12 +69,14 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[n
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
     config = onnx_config_json(src)
-    batches = iter(calibration)
+    # Drawn here, before the chdir below: a lazy source reading relative paths (a 300W folder given as
+    # ../shared/data/...) would otherwise look for its images inside the scratch directory. 200 crops ~ 10 MB.
+    batches = iter([np.ascontiguousarray(b, np.float32) for b in calibration])
 
     class Reader(CalibrationDataReader):
         def get_next(self):
             batch = next(batches, None)
-            return None if batch is None else {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
+            return None if batch is None else {INPUT_NAME: batch}
 
     # The quantiser writes scratch files into the working directory: give it a private one.
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -220,9 +221,10 @@ def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny
     from tracker.backends import load_backend
 
     out = tmp_path / "tiny-int8.onnx"
+    # Relative paths, as a user types them (the quantiser works in a scratch directory of its own).
     proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
-                           "--int8", str(out), "--calibration-data", str(faces_300w), "--calibration-samples", "6"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                           "--int8", out.name, "--calibration-data", os.path.relpath(faces_300w, tmp_path),
+                           "--calibration-samples", "6"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-int8.onnx"]   # no scratch files left behind
     proto = onnx.load(str(out))
@@ -241,6 +243,23 @@ def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny
     assert np.corrcoef(h8.ravel(), h32.ravel())[0, 1] > 0.9
     with pytest.raises(WeightsError, match="onnxruntime"):
         load_model(out)
+
+
+def test_int8_export_with_an_undecodable_image_is_a_one_line_error(tmp_path, faces_300w, tiny_weights):
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "faces"
+    shutil.copytree(faces_300w, data)
+    for image in (data / "afw").glob("*.jpg"):
+        image.write_bytes(b"not a jpeg")
+    proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
+                           "--int8", str(tmp_path / "x.onnx"), "--calibration-data", str(data),
+                           "--calibration-samples", "4"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "cannot decode" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_int8_export_needs_calibration_data(tiny_weights):
