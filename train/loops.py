@@ -91,7 +91,8 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # With --ema-decay the run's result (last/best.safetensors, the scores) is the moving average of the
-    # weights, which smooths out the last steps' noise; the live weights go on training from state.pt.
+    # weights, for schedules that end noisy; the live weights go on training from state.pt. (At the end of the
+    # shipped cosine runs it made no measurable difference: MODEL_CARD.md.)
     ema = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay else None
     modules = {"dhln": ema.module, "live": model} if ema else {"dhln": model}
