@@ -63,7 +63,7 @@ class TrainConfig:
     aug_scale: float = 0.2                            # dhln: scale augmentation, 1 +- this (paper: 0.8-1.2)
     aug_shift: float = 0.05                           # dhln: box-centre jitter, fraction of the face box
     aug_box_jitter: float = 0.07                      # dhln: log-normal sigma of the box size jitter
-    aug_flip: bool = True                             # dhln: mirror half the samples (see MODEL_CARD.md:
+    aug_flip: bool = True                             # every stage: mirror half the samples (MODEL_CARD.md:
                                                       # mirroring is not a symmetry of 300W's x labels)
     ema_decay: float = 0.0                            # dhln: keep an exponential moving average of the
                                                       # weights (e.g. 0.998) and ship/score it; 0 = off

@@ -171,7 +171,7 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
     core = unwrap(fptn)
     vgg = _vgg(cfg, rt)
-    dataset = LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)
+    dataset = LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)
     opt_g = torch.optim.Adam(core.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
                              lr=cfg.lr, betas=(0.5, 0.999))
@@ -209,7 +209,7 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
     core = unwrap(fptn)
     vgg = _vgg(cfg, rt)
-    parts_ds = [LabelledPairs(train, dhln_cfg, Augment(), seed=cfg.seed)]
+    parts_ds = [LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)]
     taught = None
     if cfg.videos and cfg.video_labels:
         taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels)
