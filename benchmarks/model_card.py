@@ -63,9 +63,9 @@ def dlib_on_faces(records, widths, cfg) -> dict:
 
 def onnx_on_faces(path: Path, records, widths) -> dict:
     """Held-out faces through ONNX Runtime (exported or int8 models), scored as evaluate_faces scores torch models."""
-    from tracker.backends.onnx_backend import OnnxBackend
+    from tracker.backends import load_backend
 
-    backend = OnnxBackend(Path(path), threads=2)
+    backend = load_backend(path, "onnxruntime", threads=2)
     return score_faces(lambda x: backend.infer(x.numpy())[0], backend.cfg, records, widths)
 
 

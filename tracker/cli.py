@@ -278,14 +278,14 @@ def export_main(argv: list[str]) -> int:
         except DatasetError as exc:
             print(f"shtrack: error: {exc}", file=sys.stderr)
             return 2
+        try:
+            inputs = list(calibration_inputs(train, model.cfg, args.calibration_samples))
+        except ValueError as exc:     # an image of the calibration set that cannot be decoded
+            print(f"shtrack: error: {exc}", file=sys.stderr)
+            return 2
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", with_face=False)
-            inputs = calibration_inputs(train, model.cfg, args.calibration_samples)
-            try:
-                print(quantize_onnx_int8(fp32, args.int8, inputs))
-            except ValueError as exc:     # an image of the calibration set that cannot be decoded
-                print(f"shtrack: error: {exc}", file=sys.stderr)
-                return 2
+            print(quantize_onnx_int8(fp32, args.int8, inputs))
     if args.tensorrt:
         try:
             print(export_tensorrt(model, args.tensorrt, with_face=not args.heatmaps_only))

@@ -14,6 +14,7 @@ import numpy as np
 # Landmark box relative to the Haar box, in Haar-box widths (benchmarks/fit_detector_box.py).
 HAAR_TO_LANDMARK_DY = 0.144
 HAAR_TO_LANDMARK_SIDE = 0.888
+FINE_SCALE_FACTOR = 1.05   # cascade pyramid step of a full scan: the finest step, misses least
 CASCADE_WINDOW = 27.0   # upscale so a min_face face covers this many px (1.5x for 16-px faces)
 
 
@@ -27,11 +28,11 @@ class HaarDetector:
         self.max_faces = max_faces
         self.min_neighbors = min_neighbors
 
-    def detect(self, image: np.ndarray, scale_factor: float = 1.05) -> np.ndarray:
+    def detect(self, image: np.ndarray, scale_factor: float = FINE_SCALE_FACTOR) -> np.ndarray:
         """BGR or gray image -> (n, 5) float32 boxes x0, y0, x1, y1, score, largest first.
 
-        `scale_factor` is the cascade's pyramid step: 1.05 misses least; the tracker's periodic scan for new
-        faces uses a coarser step (TrackerOptions.rescan_scale_factor) at a third of the cost."""
+        `scale_factor` is the cascade's pyramid step: FINE_SCALE_FACTOR misses least; the tracker's periodic scan
+        for new faces uses a coarser step (TrackerOptions.rescan_scale_factor) at a third of the cost."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         # Haar boxes are ~1/0.888 of the landmark box: a face of `min_face` landmark width gives this Haar box.
         min_haar = self.min_face / HAAR_TO_LANDMARK_SIDE

@@ -17,7 +17,7 @@ from sht_model.heatmap import decode
 
 from .backends import Backend, load_backend
 from .crop import crop_faces, faces_to_images, landmarks_to_source
-from .detector import HaarDetector
+from .detector import FINE_SCALE_FACTOR, HaarDetector
 from .smoothing import KalmanParams, Smoother
 from .sources import Source, open_source
 from .tracking import Tracks
@@ -62,7 +62,7 @@ class FaceTracker:
         t = time.perf_counter()
         full_scan = self._since_detect is None or len(self.tracks) == 0 or self.tracks.weak
         if full_scan or self._since_detect >= opts.detect_every - 1:
-            step = 1.05 if full_scan else opts.rescan_scale_factor
+            step = FINE_SCALE_FACTOR if full_scan else opts.rescan_scale_factor
             self.tracks.add_detections(self.detector.detect(frame.image, step))
             self._since_detect = 0
         else:
