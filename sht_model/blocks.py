@@ -3,8 +3,12 @@
 - Bottleneck: the residual module of stacked hourglass networks (Newell et al. 2016).
 - Hourglass: recursive encoder-decoder with skip branches at every scale.
 - SRBlock: EDSR-style residual block (conv-ReLU-conv + identity) of the face-hallucination stream.
-- FUBlock1 (Eq. 1): Q' = Q + Q * sigmoid(ResBlock(P)): hallucination features gate landmark features.
-- FUBlock2 (Eq. 2): P' = P + conv(concat(P, Q')): landmark features flow back into hallucination.
+- FUBlock1 (Eq. 1): Q' = Q + Q * sigmoid(ResBlock(P)): the pose features P (hourglass output) gate the
+  super-resolution features Q.
+- FUBlock2 (Eq. 2): P' = P + conv(concat(P, Q')): the pose features take in the pose-attentional SR features;
+  heatmaps come from P'.
+Both blocks are written over (updated stream, other stream) widths so that `DHLNConfig.fusion="v0.1"` can
+rebuild the bundled v0.1 files, whose fusion ran the other way round (SR gating pose; see dhln.py).
 """
 
 from __future__ import annotations
@@ -70,26 +74,23 @@ class SRBlock(nn.Module):
 
 
 class FUBlock1(nn.Module):
-    """Eq. 1: Q' = Q + Q * sigmoid(ResBlock(P)).
+    """Eq. 1: Q' = Q + Q * sigmoid(RB(P)), with RB a residual block mapping P (`gate_ch`) to Q's width
+    (`gated_ch`). With a zero RB output the gate is 0.5 everywhere, so Q' = 1.5 Q."""
 
-    ResBlock maps the hallucination features P (sr_ch) to the landmark width (ch). With a zero
-    ResBlock output the gate is 0.5 everywhere, so Q' = 1.5 Q.
-    """
-
-    def __init__(self, sr_ch: int, ch: int):
+    def __init__(self, gate_ch: int, gated_ch: int):
         super().__init__()
-        self.res = Bottleneck(sr_ch, ch)
+        self.res = Bottleneck(gate_ch, gated_ch)
 
-    def forward(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return q + q * torch.sigmoid(self.res(p))
+    def forward(self, gated: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return gated + gated * torch.sigmoid(self.res(gate))
 
 
 class FUBlock2(nn.Module):
-    """Eq. 2: P' = P + conv(concat(P, Q'))."""
+    """Eq. 2: P' = P + conv(concat(P, Q')): P (`ch`) takes in Q' (`other_ch`) through one conv."""
 
-    def __init__(self, sr_ch: int, ch: int):
+    def __init__(self, ch: int, other_ch: int, kernel: int = 3):
         super().__init__()
-        self.conv = nn.Conv2d(sr_ch + ch, sr_ch, 3, padding=1)
+        self.conv = nn.Conv2d(ch + other_ch, ch, kernel, padding=kernel // 2)
 
     def forward(self, p: torch.Tensor, q_fused: torch.Tensor) -> torch.Tensor:
         return p + self.conv(torch.cat([p, q_fused], dim=1))

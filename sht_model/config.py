@@ -23,6 +23,8 @@ class DHLNConfig:
     sr_blocks: int = 4            # SRBlocks per stack (paper: 4)
     hourglass_depth: int = 4
     blocks_per_level: int = 1     # residual blocks per hourglass node
+    fusion: str = "paper"         # "paper": Eq. 1-2 as written; "v0.1": the bundled 0.1 files (dhln.py)
+    fusion_kernel: int = 3        # FUBlock2's conv (paper: 3x3; the CPU presets use 1x1 for speed)
     num_landmarks: int = 68
     heatmap_sigma: float = 1.5    # Gaussian sigma of training targets, in heatmap pixels
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)   # RGB in [0,1] -> (x - mean) / std
@@ -35,6 +37,8 @@ class DHLNConfig:
             raise ValueError("face_size must be a multiple of feature_size")
         if self.feature_size % (2 ** self.hourglass_depth):
             raise ValueError("feature_size must be divisible by 2**hourglass_depth")
+        if self.fusion not in ("paper", "v0.1"):
+            raise ValueError(f"fusion must be 'paper' or 'v0.1', not {self.fusion!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -46,6 +50,8 @@ class DHLNConfig:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        # Files written before the `fusion` field existed are shtrack 0.1's, fused the other way round.
+        raw.setdefault("fusion", "v0.1")
         for key in ("mean", "std"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -54,18 +60,18 @@ class DHLNConfig:
 
 PRESETS: dict[str, DHLNConfig] = {
     # The paper's DHLN (Sec. 3.1): 4 stacks, 256 ch at 64x64, 128x128 hallucinated face.
-    # blocks_per_level=2 brings the count to 23.50M, +3.4% of the paper's 22.72M (tests/test_model.py).
-    "paper": DHLNConfig(name="paper", blocks_per_level=2),
+    # Parameter count against the paper's 22.72M: tests/test_model.py.
+    "paper": DHLNConfig(name="paper"),
     # SHT-M (Sec. 4.3): 64x64 in, 256x256 face out through a longer upsampling tail.
-    "sht-m": DHLNConfig(name="sht-m", face_size=256, blocks_per_level=2),
+    "sht-m": DHLNConfig(name="sht-m", face_size=256),
     # CPU real-time: 2 stacks, 96 ch, 32x32 features (stride-2 stem), 16-ch hallucination stream, 64x64 face.
     # Sized for >= 150 FPS batch 1 under ONNX Runtime on 2 cores (benchmarks/model_latency.py).
     "cpu-rt": DHLNConfig(name="cpu-rt", feature_size=32, face_size=64, num_stacks=2, channels=96,
-                         sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0),
+                         sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0, fusion_kernel=1),
     # CPU fast: cpu-rt with one stack (about half the work). Trained from cpu-rt's stem and first stack
     # (train --init-partial): the speed option of benchmarks/speed.py, less accurate (MODEL_CARD.md).
     "cpu-fast": DHLNConfig(name="cpu-fast", feature_size=32, face_size=64, num_stacks=1, channels=96,
-                           sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0),
+                           sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0, fusion_kernel=1),
     # Tiny model for fast tests only.
     "test": DHLNConfig(name="test", feature_size=16, face_size=32, num_stacks=2, channels=16,
                        sr_channels=8, sr_blocks=2, hourglass_depth=2, heatmap_sigma=1.0),

@@ -1,11 +1,17 @@
 """DHLN: Dual Hallucination and Landmark Network (SHT paper, Sec. 3.1, Fig. 2).
 
-Two streams run side by side, stack by stack:
-- landmark stream Q: a stacked hourglass (Newell et al.), one set of heatmaps per stack for deep supervision;
-- hallucination stream P: per stack a super-resolution module of `sr_blocks` SRBlocks.
-After each stack FUBlock1 (Eq. 1) gates Q with P and FUBlock2 (Eq. 2) feeds Q' back into P.
-An upsampling tail turns the last P into the hallucinated face (plus the bicubic input, so the
-stream only learns the missing detail).
+Two streams run side by side, stack by stack, named with the paper's letters:
+- pose stream P: a stacked hourglass (Newell et al.); P_t, the output of stack t, is the pose representation
+  (`channels` wide at `feature_size`), and every stack predicts heatmaps (deep supervision);
+- super-resolution stream Q: per stack a module of `sr_blocks` SRBlocks (`sr_channels` wide); Q_t its output.
+After each stack FUBlock1 (Eq. 1) lets the pose gate the SR features, Q'_t = Q_t + Q_t * sigmoid(RB(P_t)), and
+FUBlock2 (Eq. 2) feeds them back into the pose, P'_t = P_t + conv(P_t || Q'_t); the heatmaps come from P'_t.
+An upsampling tail turns the last Q' into the hallucinated face (plus the bicubic input, so the stream only
+learns the missing detail).
+
+`fusion="v0.1"` rebuilds the weights bundled with shtrack 0.1 (their config JSON has no `fusion` key), in
+which the fusion ran the other way round: the SR features gated the hourglass features and FUBlock2 updated
+the SR stream. It exists only to load those files until train/make_default_weights.sh replaces them.
 """
 
 from __future__ import annotations
@@ -30,26 +36,36 @@ class DHLNStack(nn.Module):
     def __init__(self, cfg: DHLNConfig, last: bool):
         super().__init__()
         ch, sr = cfg.channels, cfg.sr_channels
+        self.paper_fusion = cfg.fusion == "paper"
         self.hourglass = Hourglass(cfg.hourglass_depth, ch, cfg.blocks_per_level)
         self.features = nn.Sequential(Bottleneck(ch, ch), nn.Conv2d(ch, ch, 1), nn.BatchNorm2d(ch), nn.ReLU(True))
         self.sr_module = nn.Sequential(*[SRBlock(sr) for _ in range(cfg.sr_blocks)])
-        self.fuse_q = FUBlock1(sr, ch)
-        self.fuse_p = FUBlock2(sr, ch)
+        if self.paper_fusion:
+            self.fuse_q = FUBlock1(gate_ch=ch, gated_ch=sr)                      # Eq. 1: P gates Q
+            self.fuse_p = FUBlock2(ch, other_ch=sr, kernel=cfg.fusion_kernel)    # Eq. 2: P takes in Q'
+        else:   # v0.1: Q gated P, and FUBlock2 updated Q
+            self.fuse_q = FUBlock1(gate_ch=sr, gated_ch=ch)
+            self.fuse_p = FUBlock2(sr, other_ch=ch, kernel=cfg.fusion_kernel)
         self.head = nn.Conv2d(ch, cfg.num_landmarks, 1)
         # Newell's re-injection of features and heatmaps into the next stack's input.
         self.remap_features = None if last else nn.Conv2d(ch, ch, 1)
         self.remap_heatmaps = None if last else nn.Conv2d(cfg.num_landmarks, ch, 1)
 
-    def forward(self, q_in: torch.Tensor, p_in: torch.Tensor):
-        q = self.features(self.hourglass(q_in))
-        p = self.sr_module(p_in)
-        q_fused = self.fuse_q(q, p)               # Eq. 1
-        heatmaps = self.head(q_fused)
-        p_out = self.fuse_p(p, q_fused)           # Eq. 2
+    def forward(self, pose_in: torch.Tensor, sr_in: torch.Tensor):
+        """(stack input of the pose stream, of the SR stream) -> (next pose input, Q'_t, heatmaps)."""
+        p = self.features(self.hourglass(pose_in))        # P_t
+        q = self.sr_module(sr_in)                          # Q_t
+        if self.paper_fusion:
+            q_fused = self.fuse_q(q, p)                    # Eq. 1: Q'_t
+            p_fused = self.fuse_p(p, q_fused)              # Eq. 2: P'_t
+        else:
+            p_fused = self.fuse_q(p, q)
+            q_fused = self.fuse_p(q, p_fused)
+        heatmaps = self.head(p_fused)
         if self.remap_features is None:
-            return q_fused, p_out, heatmaps
-        q_out = q_in + self.remap_features(q_fused) + self.remap_heatmaps(heatmaps)
-        return q_out, p_out, heatmaps
+            return p_fused, q_fused, heatmaps
+        p_next = pose_in + self.remap_features(p_fused) + self.remap_heatmaps(heatmaps)
+        return p_next, q_fused, heatmaps
 
 
 class DHLN(nn.Module):
@@ -59,14 +75,15 @@ class DHLN(nn.Module):
         stride = cfg.input_size // cfg.feature_size
         ch, sr = cfg.channels, cfg.sr_channels
         stem_ch = max(ch // 4, 8)
-        # Landmark stem: full resolution conv, then (optionally) strided down to feature_size.
+        # Pose stem: full resolution conv, then (optionally) strided down to feature_size. (The attribute
+        # names stem_q / stem_p predate the paper's letters; they stay so that v0.1 files load.)
         self.stem_q = nn.Sequential(
             nn.Conv2d(3, stem_ch, 3, stride=stride, padding=1), nn.BatchNorm2d(stem_ch), nn.ReLU(True),
             Bottleneck(stem_ch, ch // 2), Bottleneck(ch // 2, ch),
         )
         self.stem_p = nn.Conv2d(3, sr, 3, stride=stride, padding=1)
         self.stacks = nn.ModuleList([DHLNStack(cfg, last=i == cfg.num_stacks - 1) for i in range(cfg.num_stacks)])
-        # Upsampling tail: x2 pixel-shuffle steps from feature_size to face_size.
+        # Upsampling tail of the SR stream: x2 pixel-shuffle steps from feature_size to face_size.
         steps, side = [], cfg.feature_size
         while side < cfg.face_size:
             steps += [nn.Conv2d(sr, sr * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(True)]
@@ -74,16 +91,17 @@ class DHLN(nn.Module):
         self.tail = nn.Sequential(nn.Conv2d(sr, sr, 3, padding=1), *steps, nn.Conv2d(sr, 3, 3, padding=1))
 
     def forward_features(self, x: torch.Tensor):
-        q, p = self.stem_q(x), self.stem_p(x)
+        """-> (the last stack's SR features Q', every stack's heatmaps)."""
+        pose, sr = self.stem_q(x), self.stem_p(x)
         heatmaps = []
         for stack in self.stacks:
-            q, p, h = stack(q, p)
+            pose, sr, h = stack(pose, sr)
             heatmaps.append(h)
-        return p, heatmaps
+        return sr, heatmaps
 
-    def forward_face(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward_face(self, sr: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(x, size=(self.cfg.face_size,) * 2, mode="bicubic", align_corners=False)
-        return base + self.tail(p)
+        return base + self.tail(sr)
 
     def forward(self, x: torch.Tensor) -> DHLNOutput:
         """x: (B, 3, input_size, input_size), normalised with cfg.mean / cfg.std."""
@@ -94,9 +112,9 @@ class DHLN(nn.Module):
 class DHLNInference(nn.Module):
     """Export wrapper: plain tensors out, the last stack's heatmaps and (with_face) the hallucinated face.
 
-    Without the face the exported graph drops the upsampling tail and the last FUBlock2 (nothing else reads
-    them): the tracker only needs heatmaps unless --save-faces asks for faces, and runtimes execute every
-    node of a graph whatever outputs are fetched (ONNX Runtime: 13% of the cpu-rt forward pass, benchmarks.model_latency).
+    Without the face the exported graph drops the upsampling tail (and, for v0.1 files, the last FUBlock2):
+    nothing else reads them, the tracker only needs heatmaps unless --save-faces asks for faces, and runtimes
+    execute every node of a graph whatever outputs are fetched.
     """
 
     def __init__(self, model: DHLN, with_face: bool = True):
@@ -104,10 +122,10 @@ class DHLNInference(nn.Module):
         self.model, self.with_face = model, with_face
 
     def forward(self, x: torch.Tensor):
-        p, heatmaps = self.model.forward_features(x)
+        sr, heatmaps = self.model.forward_features(x)
         if not self.with_face:
             return heatmaps[-1]
-        return heatmaps[-1], self.model.forward_face(p, x)
+        return heatmaps[-1], self.model.forward_face(sr, x)
 
 
 def build_model(name: str = "cpu-rt", **overrides) -> DHLN:

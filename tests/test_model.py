@@ -30,15 +30,23 @@ def test_preset_output_shapes(name):
     assert out.face.shape == (1, 3, cfg.face_size, cfg.face_size)
 
 
-def test_paper_preset_parameter_count_within_10_percent():
+def test_paper_preset_parameter_count():
+    # Eq. 1-2 as written, Newell's hourglass with one residual per node, 4 SRBlocks of 64 ch per stack: 17.33M.
+    # The paper states 22.72M; the blocks it describes do not reach that, and no padding blocks are added
+    # (MODEL_CARD.md). This pins the faithful count so that a structural change shows.
     n = count_parameters(build_model("paper"))
-    print(f"paper preset: {n / 1e6:.2f}M parameters (paper: 22.72M)")
-    assert abs(n - PAPER_PARAMS) / PAPER_PARAMS < 0.10
+    print(f"paper preset: {n / 1e6:.2f}M parameters (paper: {PAPER_PARAMS / 1e6:.2f}M)")
+    assert abs(n - 17.33e6) / 17.33e6 < 0.005
+    fusion = build_model("paper").stacks[0]
+    assert fusion.fuse_p.conv.in_channels == 256 + 64 and fusion.fuse_p.conv.out_channels == 256
+    assert fusion.fuse_q.res.body[-1].num_features == 64   # RB maps P (256 ch) to Q's width
 
 
 def test_sht_m_outputs_256_face_from_64_input():
-    cfg = PRESETS["sht-m"]
-    assert (cfg.input_size, cfg.face_size) == (64, 256)
+    model = build_model("sht-m").eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.face.shape == (1, 3, 256, 256)
 
 
 def test_cpu_preset_is_small():
@@ -47,38 +55,75 @@ def test_cpu_preset_is_small():
     assert count_flops(model) < 1.5e9
 
 
-def test_fublock1_zero_resblock_gives_one_and_a_half_q():
-    block = FUBlock1(sr_ch=4, ch=8)
-    for p in block.res.parameters():
-        torch.nn.init.zeros_(p)
+def test_fublock1_pose_gates_sr_features():
+    """Eq. 1: Q' = Q + Q * sigmoid(RB(P)): Q' has Q's width, is 1.5 Q for a zero RB, 0 where Q is 0."""
+    block = FUBlock1(gate_ch=8, gated_ch=4)
+    q, p = torch.randn(2, 4, 5, 5), torch.randn(2, 8, 5, 5)
     block.eval()
-    q, p = torch.randn(2, 8, 5, 5), torch.randn(2, 4, 5, 5)
-    torch.testing.assert_close(block(q, p), 1.5 * q)
+    with torch.no_grad():
+        expected = q + q * torch.sigmoid(block.res(p))
+        torch.testing.assert_close(block(q, p), expected)
+        assert block(torch.zeros_like(q), p).abs().max() == 0       # the gate multiplies Q
+        assert not torch.allclose(block(q, p), block(q, p + 1))      # and it comes from P
+        for w in block.res.parameters():
+            torch.nn.init.zeros_(w)
+        torch.testing.assert_close(block(q, p), 1.5 * q)
 
 
-def test_fublock2_zero_conv_is_identity_and_uses_q():
-    block = FUBlock2(sr_ch=4, ch=8)
-    p, q = torch.randn(2, 4, 5, 5), torch.randn(2, 8, 5, 5)
-    for w in block.conv.parameters():
-        torch.nn.init.zeros_(w)
-    torch.testing.assert_close(block(p, q), p)
-    torch.nn.init.normal_(block.conv.weight)
-    out1, out2 = block(p, q), block(p, q + 1)
-    assert not torch.allclose(out1, out2), "P' must depend on Q'"
+def test_fublock2_pose_takes_in_sr_features():
+    """Eq. 2: P' = P + conv(P || Q'): P's width; identity for a zero conv; depends on Q'."""
+    block = FUBlock2(8, other_ch=4)
+    p, q = torch.randn(2, 8, 5, 5), torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(block(p, q), p + block.conv(torch.cat([p, q], 1)))
+        assert not torch.allclose(block(p, q), block(p, q + 1)), "P' must depend on Q'"
+        for w in block.conv.parameters():
+            torch.nn.init.zeros_(w)
+        torch.testing.assert_close(block(p, q), p)
+
+
+def test_dhln_stack_heatmaps_come_from_fused_pose():
+    """In a stack, the pose (hourglass) features gate the SR stream and the heatmaps come from P'."""
+    model = build_model("test").eval()
+    stack = model.stacks[0]
+    pose_in = torch.randn(1, model.cfg.channels, 16, 16)
+    sr_in = torch.randn(1, model.cfg.sr_channels, 16, 16)
+    with torch.no_grad():
+        p = stack.features(stack.hourglass(pose_in))
+        q = stack.sr_module(sr_in)
+        q_fused = q + q * torch.sigmoid(stack.fuse_q.res(p))
+        p_fused = p + stack.fuse_p.conv(torch.cat([p, q_fused], 1))
+        _, q_out, heatmaps = stack(pose_in, sr_in)
+        torch.testing.assert_close(q_out, q_fused)
+        torch.testing.assert_close(heatmaps, stack.head(p_fused))
+        # The SR stream reaches the heatmaps only through Eq. 2.
+        assert not torch.allclose(stack(pose_in, sr_in)[2], stack(pose_in, sr_in + 1)[2])
+        for w in stack.fuse_p.conv.parameters():
+            torch.nn.init.zeros_(w)
+        torch.testing.assert_close(stack(pose_in, sr_in)[2], stack(pose_in, sr_in + 1)[2])
+
+
+def test_v01_files_still_load_the_other_way_round():
+    # Config JSON without a `fusion` key is a shtrack 0.1 file: SR gated pose, FUBlock2 updated SR.
+    raw = build_model("test").cfg.to_json().replace('"fusion": "paper", ', "")
+    cfg = DHLNConfig.from_json(raw)
+    assert cfg.fusion == "v0.1"
+    stack = build_model("test", fusion="v0.1").stacks[0]
+    assert stack.fuse_p.conv.out_channels == cfg.sr_channels
 
 
 def test_gradients_flow_into_both_streams():
     model = build_model("test")
     x = torch.randn(2, 3, 64, 64)
-    # Heatmap loss alone must reach the hallucination stream (through FUBlock1) ...
+    # Heatmap loss alone must reach the SR stream (through FUBlock2's input Q') ...
     model.zero_grad()
     model(x).heatmaps[-1].square().mean().backward()
     sr_grad = sum(p.grad.abs().sum() for p in model.stacks[0].sr_module.parameters())
     assert sr_grad > 0
-    # ... and face loss alone must reach the landmark stream (through FUBlock2).
+    # ... and face loss alone must reach the pose stream (through FUBlock1's gate).
     model.zero_grad()
     model(x).face.square().mean().backward()
-    hg_grad = sum(p.grad.abs().sum() for p in model.stacks[0].hourglass.parameters() if p.grad is not None)
+    hg_grad = sum(p.grad.abs().sum() for p in model.stacks[-1].hourglass.parameters() if p.grad is not None)
     assert hg_grad > 0
 
 

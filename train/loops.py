@@ -110,17 +110,22 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
             freeze_batchnorm(model)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
+        logging_step = step % cfg.log_every == 0 or step == cfg.steps - 1
         with torch.autocast(rt.device.type, enabled=cfg.amp and rt.device.type == "cuda"):
             out = model(batch["input"])
-            loss, parts = losses.dhln_loss(out.heatmaps, out.face, batch["heatmaps"], batch["face"], weights)
+            terms = losses.dhln_terms(out.heatmaps, out.face, batch["heatmaps"], batch["face"], weights)
+            loss = sum(terms.values())
+        shares = losses.gradient_shares(list(model.parameters()), terms) if logging_step else {}
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         if ema is not None:
             ema.update_parameters(unwrap(model))
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            log_scalars(rt, step, {"loss": loss.detach(), **parts, "lr": opt.param_groups[0]["lr"]})
+        if logging_step:
+            log_scalars(rt, step, {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()},
+                                   **{f"grad_share_{k}": v for k, v in shares.items()},
+                                   "lr": opt.param_groups[0]["lr"]})
         if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
             best = _evaluate(cfg, rt, result, val, step + 1, best)
         if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:

@@ -1,9 +1,13 @@
 """Losses of DHLN (Eq. 3-4), FPTN and SHT (Eq. 9-10).
 
-- heatmap L2: squared error summed over each map's pixels, averaged over maps, batch and stacks
-  (deep supervision of every stack). Summing over pixels keeps it O(1), so the paper's 0.01 weights
-  leave the hallucination terms as the small regularisers they are meant to be.
-- pixel L1 and gradient loss (Eq. 3: L1 between gradient-magnitude maps) on the hallucinated face.
+Normalisation (chosen so that gamma and lambda weigh the terms as the paper's equations read): every norm
+is taken literally, over all elements of one sample, and the batch is averaged. ||H - H^||^2 is the squared
+error summed over all 68 maps and their pixels (averaged over the stacks: deep supervision), ||I - I^||_1 the
+absolute error summed over the face's 3 x S x S values, Eq. 3 the same over the gradient-magnitude maps.
+Mixing sums and means (v0.1 summed heatmap pixels but averaged image pixels) left the 0.01-weighted image
+terms ~10^3 weaker than the equations say; `gradient_shares` measures what each term contributes.
+
+- heatmap L2 over every stack; pixel L1 and gradient loss (Eq. 3) on the hallucinated face.
 - GAN: least-squares GAN (LSGAN, Mao et al. 2017): stabler than BCE on small batches.
 - perceptual: L1 between VGG-19 conv1_2 features. torchvision is not usable beside our CPU torch build,
   so the two layers are defined here and loaded from a torchvision VGG-19 state dict (`--vgg19-weights`).
@@ -29,13 +33,19 @@ class LossWeights:
     perceptual: float = 0.01    # lambda3
 
 
+def per_sample_sum(x: torch.Tensor) -> torch.Tensor:
+    """(B, ...) -> (B,): a norm's sum over one sample's elements."""
+    return x.flatten(1).sum(1)
+
+
 def heatmap_loss(predicted: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    per_stack = [((p - target) ** 2).sum(dim=(-2, -1)).mean() for p in predicted]
-    return torch.stack(per_stack).mean()
+    """(B,) squared L2 over all maps and pixels of a sample, averaged over the stacks."""
+    return torch.stack([per_sample_sum((p - target) ** 2) for p in predicted]).mean(0)
 
 
 def pixel_loss(face: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(face, target)
+    """(B,) L1 over a sample's face values."""
+    return per_sample_sum((face - target).abs())
 
 
 def gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
@@ -47,20 +57,38 @@ def gradient_magnitude(img: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_loss(face: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. 3: || |grad(I_hat)| - |grad(I)| ||_1."""
-    return F.l1_loss(gradient_magnitude(face), gradient_magnitude(target))
+    """Eq. 3: || |grad(I_hat)| - |grad(I)| ||_1, (B,)."""
+    return per_sample_sum((gradient_magnitude(face) - gradient_magnitude(target)).abs())
+
+
+def dhln_terms(heatmaps, face, target_heatmaps, target_face, w: LossWeights,
+               labelled: torch.Tensor | float = 1.0) -> dict[str, torch.Tensor]:
+    """Eq. 4's weighted terms, batch-averaged; `labelled` (B,) or scalar is gamma1 per sample (0 or 1, Eq. 10)."""
+    gamma1 = torch.as_tensor(labelled, dtype=face.dtype, device=face.device) * w.heatmap
+    return {"heatmap": (gamma1 * heatmap_loss(heatmaps, target_heatmaps)).mean(),
+            "pixel": w.pixel * pixel_loss(face, target_face).mean(),
+            "gradient": w.gradient * gradient_loss(face, target_face).mean()}
 
 
 def dhln_loss(heatmaps, face, target_heatmaps, target_face, w: LossWeights, labelled: torch.Tensor | float = 1.0):
-    """Eq. 4 for one batch; `labelled` (B,) or scalar masks the heatmap term (gamma1 in {0, 1})."""
-    if isinstance(labelled, torch.Tensor) and labelled.dim():
-        keep = labelled > 0
-        hm = heatmap_loss([h[keep] for h in heatmaps], target_heatmaps[keep]) if keep.any() else face.new_zeros(())
-    else:
-        hm = heatmap_loss(heatmaps, target_heatmaps) if labelled else face.new_zeros(())
-    pix, grad = pixel_loss(face, target_face), gradient_loss(face, target_face)
-    total = w.heatmap * hm + w.pixel * pix + w.gradient * grad
-    return total, {"heatmap": hm.detach(), "pixel": pix.detach(), "gradient": grad.detach()}
+    """Eq. 4 for one batch -> (loss, its weighted terms detached for logging)."""
+    terms = dhln_terms(heatmaps, face, target_heatmaps, target_face, w, labelled)
+    return sum(terms.values()), {k: v.detach() for k, v in terms.items()}
+
+
+def gradient_shares(params: list[torch.Tensor], terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Share of the gradient norm into `params` that each (weighted) loss term gives: norm_i / sum of norms.
+
+    One extra backward pass per term, so the loops call it at logging steps only."""
+    norms = {}
+    for name, term in terms.items():
+        if not term.requires_grad:
+            norms[name] = 0.0
+            continue
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+    total = sum(norms.values()) or 1.0
+    return {name: n / total for name, n in norms.items()}
 
 
 def lsgan(logits: torch.Tensor, real: bool) -> torch.Tensor:
