@@ -10,8 +10,12 @@ classic quarter-pixel shift towards the higher neighbour.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:   # torch only for encoding (training); decoding is numpy, for the torch-free tracker
+    import torch
 
 _OFFSETS = np.array([-1, 0, 1])
 
@@ -31,6 +35,8 @@ def encode(xy: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
 
     Points outside the map give (near-)empty maps, as they should: the target says "not here".
     """
+    import torch
+
     grid = torch.arange(size, dtype=xy.dtype, device=xy.device)
     dx = grid - xy[..., 0:1]                       # (..., L, W)
     dy = grid - xy[..., 1:2]                       # (..., L, H)

@@ -15,12 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from .config import DHLNConfig
 from .dhln import DHLN
+from .errors import WeightsError
 
 FORMAT = "shtrack-dhln/1"
-
-
-class WeightsError(ValueError):
-    """A weights file that cannot be used; the message names the file and the reason."""
 
 
 def save_model(model: DHLN, path: str | Path, extra: dict | None = None) -> Path:

@@ -51,17 +51,42 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backend", default="auto", choices=KINDS)
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
     model.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    from .detector import DETECTORS
+    from .pipeline import TrackerOptions
+
+    defaults = TrackerOptions()
     trk = p.add_argument_group("tracking")
-    trk.add_argument("--max-faces", type=int, default=0, help="0 = no limit")
-    trk.add_argument("--min-face", type=float, default=32.0, metavar="PX",
-                     help="smallest face width to detect (16 for surveillance footage; smaller is slower)")
-    trk.add_argument("--detect-every", type=int, default=30, metavar="N")
-    trk.add_argument("--min-confidence", type=float, default=0.35)
+    trk.add_argument("--max-faces", type=_at_least(0, int), default=defaults.max_faces, help="0 = no limit")
+    trk.add_argument("--min-face", type=_at_least(4, float), default=defaults.min_face, metavar="PX",
+                     help=f"smallest face width (landmark box) to look for (default {defaults.min_face:g}; "
+                          "larger is cheaper on wide frames)")
+    trk.add_argument("--detector", default=defaults.detector, choices=sorted(DETECTORS),
+                     help="face detector (yunet: learned, few false faces; haar: OpenCV's cascade)")
+    trk.add_argument("--detect-every", type=_at_least(1, int), default=defaults.detect_every, metavar="N",
+                     help="search every part of the frame for new faces once per N frames (the cost is spread "
+                          "over them; the first frame and shot changes are searched whole)")
+    trk.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
+                     help="mean heatmap peak below which a frame counts as a miss")
+    trk.add_argument("--cut-threshold", type=_at_least(0, float), default=defaults.cut_threshold,
+                     help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
     trk.add_argument("--smooth", default="none", choices=["kalman", "none"],
                      help="kalman: steadier static faces, but it lags moving ones (README, Results)")
     trk.add_argument("--kalman-measurement", type=float, default=None, help="measurement noise / face size")
     trk.add_argument("--kalman-process", type=float, default=None, help="process noise / face size")
     return p
+
+
+def _at_least(lowest: float, kind=float):
+    """argparse type: a number >= lowest (bad values are a usage error, exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be >= {lowest:g}, not {text}")
+        return value
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args.weights = BUNDLED[args.model]
     _logging(args.quiet)
-    from sht_model.weights import WeightsError
+    from sht_model.errors import WeightsError
 
     from .sources import SourceError
 
@@ -115,8 +140,9 @@ def _options(args):
         kalman = dataclasses.replace(kalman, measurement=args.kalman_measurement)
     if args.kalman_process is not None:
         kalman = dataclasses.replace(kalman, process=args.kalman_process)
-    return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detect_every=args.detect_every,
-                          min_confidence=args.min_confidence, smooth=args.smooth, kalman=kalman,
+    return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detector=args.detector,
+                          detect_every=args.detect_every, min_confidence=args.min_confidence,
+                          cut_threshold=args.cut_threshold, smooth=args.smooth, kalman=kalman,
                           hallucinate=args.save_faces is not None)
 
 
@@ -162,7 +188,7 @@ def run_one(args, spec: str, backend) -> int:
     if not src.live:
         _default_outputs(args, spec)
     skip_until = _resume_point(args.csv) if args.resume and args.csv else 0
-    tracker = FaceTracker(backend, _options(args))
+    tracker = FaceTracker(backend, _options(args), args.threads)
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)
         sinks = []
@@ -255,7 +281,8 @@ def export_main(argv: list[str]) -> int:
     if args.int8 and not args.calibration_data:
         p.error("--int8 needs --calibration-data (a 300W-layout folder of labelled faces)")
     from sht_model.export import export_onnx, export_tensorrt
-    from sht_model.weights import WeightsError, load_model
+    from sht_model.errors import WeightsError
+    from sht_model.weights import load_model
 
     from .backends import DEFAULT_WEIGHTS
 

@@ -24,7 +24,7 @@ def _track_file(args_dict: dict, video: str, out_csv: str, crash_marker: str | N
         # Test hook: the first attempt dies like a lost worker (no exception, the process is gone).
         Path(crash_marker).write_text("crashed once")
         os._exit(1)
-    from sht_model.weights import WeightsError
+    from sht_model.errors import WeightsError
 
     from .backends import load_backend
     from .cli import run_one

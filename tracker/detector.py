@@ -1,54 +1,153 @@
-"""Face detection: OpenCV's frontal Haar cascade, which ships inside the opencv-python 4.x wheel (no download).
+"""Face detection: YuNet (libfacedetection.train, Apache-2.0, `assets/yunet_n_dynamic.onnx`) on ONNX Runtime,
+decoded in numpy; OpenCV's Haar cascade kept behind the same interface (`--detector haar`).
 
-Small faces: the cascade's window is 24 px, so frames are upscaled until a `min_face` px face covers
-~27 px; large minimum sizes downscale instead, which is what makes detection cheap at 640x480.
-Boxes are returned in the landmark-box convention of sht_model.geometry (square around the 68 points),
-mapped from the Haar box by a fit on 300W (benchmarks/fit_detector_box.py: median of 475 faces).
+A detector takes an image already scaled by the caller (`tracker.scan`) and returns boxes in that image's
+pixels, in the landmark-box convention of sht_model.geometry (square around the 68 points), with a score.
+`native_face_px` says how wide (landmark box, px) a face must be in the image it is given to be found
+reliably; the scan scales frames so that the smallest face wanted reaches it.
+
+YuNet was chosen over the cascade by `python -m benchmarks.crowd` (README, "Surveillance scenes"): on
+face-free backgrounds the cascade fires tens of times per frame, YuNet about never.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 import cv2
 import numpy as np
 
-# Landmark box relative to the Haar box, in Haar-box widths (benchmarks/fit_detector_box.py).
-HAAR_TO_LANDMARK_DY = 0.144
-HAAR_TO_LANDMARK_SIDE = 0.888
-FINE_SCALE_FACTOR = 1.05   # cascade pyramid step of a full scan: the finest step, misses least
-CASCADE_WINDOW = 27.0   # upscale so a min_face face covers this many px (1.5x for 16-px faces)
+ASSETS = Path(__file__).resolve().parent / "assets"
+YUNET_PATH = ASSETS / "yunet_n_dynamic.onnx"
+
+# Landmark box from YuNet's box, in YuNet-box widths: centre offset and side (benchmarks/fit_detector_box.py,
+# median over training-split 300W faces scaled to a 40-px landmark box).
+# 605 of 606 faces matched, half the interquartile range 0.02 / 0.022 / 0.037.
+YUNET_TO_LANDMARK_DX = -0.006
+YUNET_TO_LANDMARK_DY = 0.119
+YUNET_TO_LANDMARK_SIDE = 1.068
+# The same for the Haar cascade's box at the settings below (575 of 606 matched).
+HAAR_TO_LANDMARK_DY = 0.120
+HAAR_TO_LANDMARK_SIDE = 0.784
+
+
+class Detector(Protocol):
+    name: str
+    native_face_px: float      # landmark-box width found reliably at the image's own scale
+    max_face_px: float         # and the widest (faces larger than this are found at a coarser scale)
+
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Images of one size (BGR uint8) -> per image (n, 5) float32: x0, y0, x1, y1 (landmark box), score."""
+
+
+def nms(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(n, >=5) boxes with score in column 4 -> the kept rows, best first (cv2.dnn.NMSBoxes)."""
+    if len(boxes) == 0:
+        return boxes
+    xywh = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), boxes[:, 4].tolist(), 0.0, iou_threshold), int).reshape(-1)
+    keep = keep[np.argsort(-boxes[keep, 4])]
+    return boxes[keep]
+
+
+class YuNetDetector:
+    """YuNet-n: input (B, 3, H, W) BGR 0-255, H and W padded to multiples of 32; outputs per stride 8/16/32
+    cls, obj, bbox, kps over the grid (../shared/detectors/README.md)."""
+
+    name = "yunet"
+    native_face_px = 32.0
+    max_face_px = 256.0
+    STRIDES = (8, 16, 32)
+
+    def __init__(self, path: str | Path = YUNET_PATH, score_threshold: float = 0.5, nms_iou: float = 0.3,
+                 threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.outputs = [f"{kind}_{s}" for s in self.STRIDES for kind in ("cls", "obj", "bbox", "kps")]
+        self.score_threshold, self.nms_iou = score_threshold, nms_iou
+
+    def detect_raw(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """-> per image (n, 15): YuNet's own box x0, y0, x1, y1, score, 5 keypoints (x, y), after NMS."""
+        h, w = images[0].shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        batch = np.zeros((len(images), 3, ph, pw), np.float32)
+        for i, image in enumerate(images):
+            batch[i, :, :h, :w] = image.transpose(2, 0, 1)
+        out = dict(zip(self.outputs, self.session.run(self.outputs, {"input": batch})))
+        decoded = [self._decode(out, s, ph, pw) for s in self.STRIDES]
+        rows = np.concatenate(decoded, 1)                              # (B, N, 15)
+        return [nms(r[r[:, 4] >= self.score_threshold], self.nms_iou) for r in rows]
+
+    def _decode(self, out: dict, stride: int, h: int, w: int) -> np.ndarray:
+        cols = w // stride
+        n = (h // stride) * cols
+        gy, gx = np.divmod(np.arange(n), cols)
+        anchor = np.stack([gx, gy], 1).astype(np.float32) * stride       # (N, 2)
+        score = out[f"cls_{stride}"][..., 0] * out[f"obj_{stride}"][..., 0]
+        bbox, kps = out[f"bbox_{stride}"], out[f"kps_{stride}"]
+        centre = bbox[..., :2] * stride + anchor
+        size = np.exp(bbox[..., 2:]) * stride
+        points = kps.reshape(*kps.shape[:2], 5, 2) * stride + anchor[:, None, :]
+        return np.concatenate([centre - size / 2, centre + size / 2, score[..., None],
+                               points.reshape(*kps.shape[:2], 10)], -1).astype(np.float32)
+
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [to_landmark_box(r[:, :5], YUNET_TO_LANDMARK_DX, YUNET_TO_LANDMARK_DY, YUNET_TO_LANDMARK_SIDE)
+                for r in self.detect_raw(images)]
 
 
 class HaarDetector:
-    def __init__(self, min_face: float = 16.0, max_faces: int = 0, min_neighbors: int = 2):
+    """OpenCV's frontal Haar cascade (ships inside the opencv-python 4.x wheel). Its window is 24 px, so a face
+    of native_face_px covers ~27 px of Haar box. The score is the cascade's level weight, not a probability."""
+
+    name = "haar"
+    native_face_px = 24.0
+    max_face_px = 256.0
+
+    def __init__(self, min_neighbors: int = 2, scale_factor: float = 1.05):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise RuntimeError(f"cannot load the Haar cascade at {path} (opencv-python 4.x is required)")
-        self.min_face = float(min_face)
-        self.max_faces = max_faces
-        self.min_neighbors = min_neighbors
+        self.min_neighbors, self.scale_factor = min_neighbors, scale_factor
 
-    def detect(self, image: np.ndarray, scale_factor: float = FINE_SCALE_FACTOR) -> np.ndarray:
-        """BGR or gray image -> (n, 5) float32 boxes x0, y0, x1, y1, score, largest first.
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        result = []
+        for image in images:
+            gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            found, _, weights = self.cascade.detectMultiScale3(
+                gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(24, 24),
+                maxSize=(int(self.max_face_px / HAAR_TO_LANDMARK_SIDE),) * 2, outputRejectLevels=True)
+            if len(found) == 0:
+                result.append(np.zeros((0, 5), np.float32))
+                continue
+            found = np.asarray(found, np.float32)
+            boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:],
+                                    np.asarray(weights, np.float32).reshape(-1, 1)], 1)
+            result.append(to_landmark_box(boxes, -0.009, HAAR_TO_LANDMARK_DY, HAAR_TO_LANDMARK_SIDE))
+        return result
 
-        `scale_factor` is the cascade's pyramid step: FINE_SCALE_FACTOR misses least; the tracker's periodic scan
-        for new faces uses a coarser step (TrackerOptions.rescan_scale_factor) at a third of the cost."""
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        # Haar boxes are ~1/0.888 of the landmark box: a face of `min_face` landmark width gives this Haar box.
-        min_haar = self.min_face / HAAR_TO_LANDMARK_SIDE
-        scale = CASCADE_WINDOW / min_haar
-        if abs(scale - 1.0) > 0.05:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale,
-                              interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
-        found, _, weights = self.cascade.detectMultiScale3(
-            gray, scaleFactor=scale_factor, minNeighbors=self.min_neighbors, minSize=(24, 24), outputRejectLevels=True)
-        if len(found) == 0:
-            return np.zeros((0, 5), np.float32)
-        found = np.asarray(found, np.float32) / scale
-        score = np.asarray(weights, np.float32).reshape(-1)
-        x, y, w = found[:, 0], found[:, 1], found[:, 2]
-        cx, cy = x + w / 2, y + w / 2 + HAAR_TO_LANDMARK_DY * w
-        half = HAAR_TO_LANDMARK_SIDE * w / 2
-        boxes = np.stack([cx - half, cy - half, cx + half, cy + half, score], 1)
-        boxes = boxes[np.argsort(-(boxes[:, 2] - boxes[:, 0]))]
-        return boxes[: self.max_faces] if self.max_faces else boxes
+
+def to_landmark_box(boxes: np.ndarray, dx: float, dy: float, side: float) -> np.ndarray:
+    """Detector boxes (n, 5) -> landmark-convention squares: centre moved by (dx, dy) box widths, side x side."""
+    w = boxes[:, 2] - boxes[:, 0]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + dx * w
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + dy * w
+    half = side * w / 2
+    return np.stack([cx - half, cy - half, cx + half, cy + half, boxes[:, 4]], 1).astype(np.float32)
+
+
+DETECTORS = {"yunet": YuNetDetector, "haar": HaarDetector}
+
+
+def load_detector(name: str = "yunet", threads: int = 0) -> Detector:
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+    return YuNetDetector(threads=threads) if name == "yunet" else HaarDetector()

@@ -17,79 +17,101 @@ from sht_model.heatmap import decode
 
 from .backends import Backend, load_backend
 from .crop import crop_faces, faces_to_images, landmarks_to_source
-from .detector import FINE_SCALE_FACTOR, HaarDetector
+from .cuts import CutDetector
+from .detector import load_detector
+from .scan import Scanner
 from .smoothing import KalmanParams, Smoother
 from .sources import Source, open_source
 from .tracking import Tracks
 from .types import Faces, FrameResult
 
-STAGES = ("decode", "detect", "crop", "infer", "heatmaps", "smooth")
-
 
 @dataclass
 class TrackerOptions:
     max_faces: int = 0                 # 0 = no limit
-    min_face: float = 32.0             # smallest face width (px) the detector looks for (16 for CCTV)
-    detect_every: int = 30             # frames between detector runs while tracks are healthy (new faces wait <= 1 s)
-    # Pyramid step of that periodic scan for new faces. While every track is healthy the scan only looks for
-    # faces not yet tracked, and a face it misses is looked for again detect_every frames later; with no
-    # tracks or a weak one the full 1.05 scan runs. 1.2 costs a third of 1.05 (9.5 vs 28.7 ms a scan at 640x480).
-    rescan_scale_factor: float = 1.2
-    # Mean heatmap peak below which a track counts a miss. Measured on the bundled weights: held-out 300W
-    # faces at 16 px have a 5th percentile of 0.46; random non-face crops a median of 0.17.
-    min_confidence: float = 0.35
+    min_face: float = 16.0             # smallest face width (landmark box, px) looked for; larger is cheaper
+    detector: str = "yunet"            # tracker.detector.DETECTORS
+    # Every part of the frame is searched for new faces once per `detect_every` frames (tracker.scan: tiles
+    # in turn, the cost spread evenly); the first frame and the first after a shot change are searched whole.
+    detect_every: int = 25
+    recheck_every: int = 5             # frames between detector re-checks of each track
+    # A face is reported only when the detector and the landmark model agree: thresholds set on the training
+    # split's crowd scenes (benchmarks.crowd --fit; README, "Surveillance scenes").
+    min_detector_score: float = 0.5
+    confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
+    min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
     max_misses: int = 3
+    max_detector_misses: int = 2       # re-checks in a row without a face on the track end it
+    cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
     smooth: str = "none"              # measured: Kalman lags talking heads (benchmarks.lowres, tune_kalman)
     kalman: KalmanParams = KalmanParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
+
+    def __post_init__(self):
+        if self.min_face <= 0:
+            raise ValueError(f"min_face must be > 0, not {self.min_face}")
+        if self.detect_every < 1 or self.recheck_every < 1:
+            raise ValueError("detect_every and recheck_every must be >= 1")
+        if self.max_faces < 0:
+            raise ValueError(f"max_faces must be >= 0, not {self.max_faces}")
 
 
 class FaceTracker:
     """Stateful per-stream tracker; feed frames in order with `process(frame)`."""
 
-    def __init__(self, backend: Backend, options: TrackerOptions = TrackerOptions()):
+    def __init__(self, backend: Backend, options: TrackerOptions | None = None, threads: int = 0):
+        options = options or TrackerOptions()
         if options.hallucinate and not backend.faces:
             raise ValueError("hallucinated faces asked for, but the backend was loaded without them (faces=True)")
         self.backend, self.options = backend, options
-        self.detector = HaarDetector(options.min_face, options.max_faces)
-        self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses)
+        self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
+        self.cuts = CutDetector(options.cut_threshold)
+        self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses,
+                             options.min_detector_score, options.confirm_confidence, options.max_detector_misses)
         self.smoother = Smoother(options.smooth, options.kalman)
-        self._since_detect = None
+        self._frames = 0
 
     def process(self, frame, timings: dict[str, float] | None = None) -> FrameResult:
         timings = {} if timings is None else timings
         opts, cfg = self.options, self.backend.cfg
         t = time.perf_counter()
-        full_scan = self._since_detect is None or len(self.tracks) == 0 or self.tracks.weak
-        if full_scan or self._since_detect >= opts.detect_every - 1:
-            step = FINE_SCALE_FACTOR if full_scan else opts.rescan_scale_factor
-            self.tracks.add_detections(self.detector.detect(frame.image, step))
-            self._since_detect = 0
-        else:
-            self._since_detect += 1
+        cut = self.cuts.is_cut(frame.image) if opts.cut_threshold > 0 else False
+        if cut:   # ids never span a shot change
+            self.smoother.forget(self.tracks.clear())
+        whole = self._frames == 0 or cut
+        matched = self.tracks.add_detections(
+            self.scanner.full(frame.image) if whole else self.scanner.step(frame.image))
+        if not whole and self._frames % opts.recheck_every == 0:
+            recheck = [i for i, tr in enumerate(self.tracks.active) if tr.confirmed and not matched[i]]
+            self.tracks.recheck(recheck, self.scanner.around(frame.image, self.tracks.boxes()[recheck]))
+        self._frames += 1
         t = _lap(timings, "detect", t)
         if len(self.tracks) == 0:
             timings.update(crop=0.0, infer=0.0, heatmaps=0.0, smooth=0.0)
             return FrameResult(frame, Faces.empty(), timings)
         boxes = self.tracks.boxes()
-        ids = np.array([tr.face_id for tr in self.tracks.active])
         batch, matrices = crop_faces(frame.image, boxes, cfg)
         t = _lap(timings, "crop", t)
-        heatmaps, faces = self.backend.infer(batch)
+        heatmaps, faces = self.backend.infer(batch)     # every face of the frame in one call
         t = _lap(timings, "infer", t)
         xy_hm, confidence = decode(heatmaps)
         xy = landmarks_to_source(xy_hm, matrices, cfg)
         t = _lap(timings, "heatmaps", t)
+        before = list(self.tracks.active)
         success, ended = self.tracks.update(xy, confidence)
-        smoothed = xy.copy()
-        for i, face_id in enumerate(ids):
+        # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
+        report = [i for i, tr in enumerate(before) if tr.confirmed]
+        ids = np.array([before[i].face_id for i in report], np.int64)
+        smoothed = xy[report].copy()
+        for k, i in enumerate(report):
             if success[i]:
                 side = float(boxes[i, 2] - boxes[i, 0])
-                smoothed[i] = self.smoother(int(face_id), xy[i], side)
+                smoothed[k] = self.smoother(int(ids[k]), xy[i], side)
         self.smoother.forget(ended)
         _lap(timings, "smooth", t)
-        hallucinated = faces_to_images(faces, cfg) if opts.hallucinate else None
-        return FrameResult(frame, Faces(smoothed, confidence, boxes, ids, success, hallucinated), timings)
+        hallucinated = [faces_to_images(faces, cfg)[i] for i in report] if opts.hallucinate else None
+        return FrameResult(frame, Faces(smoothed, confidence[report], boxes[report], ids, success[report],
+                                        hallucinated), timings)
 
 
 def _lap(timings: dict, stage: str, start: float) -> float:
@@ -110,7 +132,7 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     options = dataclasses.replace(options or TrackerOptions(), **option_overrides)
     model = load_backend(weights, backend, device, threads, faces=options.hallucinate)
     src = source if isinstance(source, Source) else open_source(source)
-    tracker = FaceTracker(model, options)
+    tracker = FaceTracker(model, options, threads)
     with src:
         yield from run_frames(src, tracker)
 

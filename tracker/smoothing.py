@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,8 @@ class KalmanParams:
 class KalmanState:
     def __init__(self, xy: np.ndarray, params: KalmanParams):
         self.params = params
+        from filterpy.kalman import KalmanFilter   # only when smoothing is on (filterpy imports scipy: ~0.9 s)
+
         self.kf = KalmanFilter(dim_x=2, dim_z=1)
         self.kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
         self.kf.H = np.array([[1.0, 0.0]])

@@ -1,9 +1,8 @@
 """Track association: stable face ids across frames.
 
-Between detections each track's crop box comes from its own previous landmarks (as MediaPipe and
-OpenFace do), so the detector runs only every `detect_every` frames or when a track weakens. New
-detections are matched to tracks by IoU (greedy, highest first); unmatched detections start tracks,
-and a track that stays below the confidence threshold for `max_misses` frames ends.
+Each track's crop box comes from its own previous landmarks (as MediaPipe and OpenFace do); the detector
+finds new faces (tracker.scan) and re-checks existing ones. Detections are matched to tracks by IoU (greedy,
+highest first); unmatched ones start tentative tracks (see Tracks).
 """
 
 from __future__ import annotations
@@ -27,62 +26,90 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Track:
-    face_id: int
+    face_id: int                         # -1 until confirmed: ids are only spent on faces
     box: np.ndarray                      # crop box for the next frame (landmark-box convention)
+    detector_score: float                # the best detector score that agreed with this track
     xy: np.ndarray | None = None         # last raw landmarks
-    score: float = 0.0
-    misses: int = 0
+    score: float = 0.0                   # mean heatmap peak of the last frame
+    misses: int = 0                      # consecutive frames below the landmark confidence threshold
+    detector_misses: int = 0             # consecutive detector re-checks that found no face on the track
+    confirmed: bool = False
     age: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
 
 class Tracks:
+    """Tentative tracks start from detections and are confirmed (given an id) on their first frame only if the
+    detector score and the landmark model's confidence both clear their thresholds; otherwise they are
+    dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or when
+    `max_detector_misses` re-checks in a row find no face on them (drifted onto background)."""
+
     def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
+                 min_detector_score: float = 0.5, confirm_confidence: float = 0.45, max_detector_misses: int = 2,
                  match_iou: float = 0.3):
-        self.max_faces, self.min_confidence = max_faces, min_confidence
-        self.max_misses, self.match_iou = max_misses, match_iou
+        self.max_faces, self.min_confidence, self.max_misses = max_faces, min_confidence, max_misses
+        self.min_detector_score, self.confirm_confidence = min_detector_score, confirm_confidence
+        self.max_detector_misses = max_detector_misses
+        self.match_iou = match_iou
         self.active: list[Track] = []
         self._next_id = 0
 
     def __len__(self) -> int:
         return len(self.active)
 
-    @property
-    def weak(self) -> bool:
-        return any(t.misses > 0 for t in self.active)
-
     def boxes(self) -> np.ndarray:
         return np.array([t.box for t in self.active], np.float32).reshape(-1, 4)
 
-    def add_detections(self, detections: np.ndarray) -> None:
-        """Match detector boxes (n, >=4) to tracks; refresh weak tracks' boxes; start new tracks."""
-        detections = np.asarray(detections, np.float32).reshape(-1, detections.shape[-1] if len(detections) else 5)
+    def clear(self) -> list[int]:
+        """End every track (a shot change) -> the ids ended."""
+        ended = [t.face_id for t in self.active if t.confirmed]
+        self.active = []
+        return ended
+
+    def add_detections(self, detections: np.ndarray) -> np.ndarray:
+        """Match detector boxes (n, 5) to tracks (the detector agrees with them); start tentative tracks from
+        the rest. -> bool (len(active),): which tracks a detection matched."""
+        detections = np.asarray(detections, np.float32).reshape(-1, 5)
+        matched = np.zeros(len(self.active), bool)
         unmatched = list(range(len(detections)))
         if self.active and len(detections):
             overlap = iou(self.boxes(), detections)
-            matched_tracks: set[int] = set()
             for ti, di in zip(*np.unravel_index(np.argsort(-overlap, axis=None), overlap.shape)):
                 if overlap[ti, di] < self.match_iou:
                     break
-                if di not in unmatched or ti in matched_tracks:
+                if di not in unmatched or matched[ti]:
                     continue
-                if self.active[ti].misses > 0:   # the landmark-driven box drifted: trust the detector
-                    self.active[ti].box = detections[di, :4].copy()
+                self._agree(self.active[ti], detections[di])
                 unmatched.remove(di)
-                matched_tracks.add(ti)
+                matched[ti] = True
         for di in unmatched:
-            if self.max_faces and len(self.active) >= self.max_faces:
-                break
             if len(self.active) and iou(self.boxes(), detections[di:di + 1]).max() > self.match_iou:
                 continue
-            self.active.append(Track(self._next_id, detections[di, :4].copy()))
-            self._next_id += 1
+            self.active.append(Track(-1, detections[di, :4].copy(), float(detections[di, 4])))
+        return np.concatenate([matched, np.zeros(len(self.active) - len(matched), bool)])
+
+    def recheck(self, indices: list[int], found: list[np.ndarray]) -> None:
+        """Detector boxes found around tracks `indices` (Scanner.around): agree, or count a detector miss."""
+        for i, boxes in zip(indices, found):
+            track = self.active[i]
+            overlap = iou(track.box[None], boxes)[0] if len(boxes) else np.zeros(0)
+            if len(overlap) and overlap.max() >= self.match_iou:
+                self._agree(track, boxes[int(overlap.argmax())])
+            else:
+                track.detector_misses += 1
+
+    def _agree(self, track: Track, detection: np.ndarray) -> None:
+        track.detector_misses = 0
+        track.detector_score = max(track.detector_score, float(detection[4]))
+        if track.misses > 0:   # the landmark-driven box drifted: trust the detector
+            track.box = detection[:4].copy()
 
     def update(self, xy: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """Landmarks of every active track (same order as boxes()) -> success flags, ids of ended tracks."""
+        """Landmarks of every active track (same order as boxes()) -> success flags (confirmed tracks with
+        trusted landmarks this frame; align with the tracks as they were), ids of ended tracks."""
         success = np.zeros(len(self.active), bool)
-        ended = []
-        keep = []
+        ended, keep = [], []
+        confirmed_count = sum(t.confirmed for t in self.active)
         for i, track in enumerate(self.active):
             score = float(confidence[i].mean())
             track.score, track.age = score, track.age + 1
@@ -92,7 +119,16 @@ class Tracks:
                 ratio = (new_box[2] - new_box[0]) / max(float(track.box[2] - track.box[0]), 1e-6)
                 if not 0.6 < ratio < 1.6 or new_box[2] - new_box[0] < 4:
                     new_box = None
-            if score >= self.min_confidence and new_box is not None:
+            good = score >= self.min_confidence and new_box is not None
+            if not track.confirmed:
+                room = not self.max_faces or confirmed_count < self.max_faces
+                face = good and score >= self.confirm_confidence and track.detector_score >= self.min_detector_score
+                if not (face and room):
+                    continue                                  # not a face (or no room): dropped, no id spent
+                track.confirmed, track.face_id = True, self._next_id
+                self._next_id += 1
+                confirmed_count += 1
+            if good:
                 if track.xy is not None:
                     track.velocity = (new_box[:2] + new_box[2:]) / 2 - (track.box[:2] + track.box[2:]) / 2
                 # Next crop: this frame's landmark box, moved on by the last centre motion.
@@ -101,9 +137,7 @@ class Tracks:
                 success[i] = True
             else:
                 track.misses += 1
-            # A new track that is not a face on its first frame is a detector false positive: drop it now,
-            # or the detector re-runs every frame until it has missed max_misses times.
-            if track.misses > self.max_misses or (track.age == 1 and track.misses > 0):
+            if track.misses > self.max_misses or track.detector_misses >= self.max_detector_misses:
                 ended.append(track.face_id)
             else:
                 keep.append(i)
@@ -121,8 +155,7 @@ class Tracks:
         for i, j in zip(*np.nonzero(overlap > 0.5)):
             if i in drop or j in drop:
                 continue
-            younger = i if self.active[i].face_id > self.active[j].face_id else j
-            drop.add(younger)
+            drop.add(i if self.active[i].face_id > self.active[j].face_id else j)
         for i in sorted(drop, reverse=True):
             ended.append(self.active[i].face_id)
             del self.active[i]

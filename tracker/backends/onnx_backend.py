@@ -37,7 +37,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         if not weights.is_file():
-            from sht_model.weights import WeightsError
+            from sht_model.errors import WeightsError
 
             raise WeightsError(f"{weights}: weights file not found")
         path = onnx_for(weights, faces)
@@ -55,7 +55,7 @@ class OnnxBackend:
         self.faces = faces
         self.outputs = ["heatmaps", "face"] if faces else ["heatmaps"]
         if faces and "face" not in {o.name for o in self.session.get_outputs()}:
-            from sht_model.weights import WeightsError
+            from sht_model.errors import WeightsError
 
             raise WeightsError(f"{path}: this ONNX model has no 'face' output (export it with faces)")
         self.name = "onnxruntime-cpu"

@@ -1,0 +1,5 @@
+"""Errors shared by the model package and the tracker (no torch here: the ONNX Runtime path imports it)."""
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used; the message names the file and the reason."""
