@@ -28,6 +28,7 @@ YUNET_TO_LANDMARK_DX = -0.006
 YUNET_TO_LANDMARK_DY = 0.119
 YUNET_TO_LANDMARK_SIDE = 1.068
 # The same for the Haar cascade's box at the settings below (575 of 606 matched).
+HAAR_TO_LANDMARK_DX = -0.009
 HAAR_TO_LANDMARK_DY = 0.120
 HAAR_TO_LANDMARK_SIDE = 0.784
 
@@ -60,7 +61,9 @@ class YuNetDetector:
     max_face_px = 256.0
     STRIDES = (8, 16, 32)
 
-    def __init__(self, path: str | Path = YUNET_PATH, score_threshold: float = 0.5, nms_iou: float = 0.3,
+    # Low on purpose: re-checks of known tracks accept weak detections; new faces need
+    # TrackerOptions.min_detector_score (tracker.tracking).
+    def __init__(self, path: str | Path = YUNET_PATH, score_threshold: float = 0.3, nms_iou: float = 0.3,
                  threads: int = 0):
         import onnxruntime as ort
 
@@ -105,7 +108,8 @@ class YuNetDetector:
 
 class HaarDetector:
     """OpenCV's frontal Haar cascade (ships inside the opencv-python 4.x wheel). Its window is 24 px, so a face
-    of native_face_px covers ~27 px of Haar box. The score is the cascade's level weight, not a probability."""
+    of native_face_px covers ~27 px of Haar box. It has no calibrated score: `min_neighbors` is its threshold,
+    and every box it returns scores 1."""
 
     name = "haar"
     native_face_px = 24.0
@@ -122,16 +126,12 @@ class HaarDetector:
         result = []
         for image in images:
             gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            found, _, weights = self.cascade.detectMultiScale3(
+            found = self.cascade.detectMultiScale(
                 gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(24, 24),
-                maxSize=(int(self.max_face_px / HAAR_TO_LANDMARK_SIDE),) * 2, outputRejectLevels=True)
-            if len(found) == 0:
-                result.append(np.zeros((0, 5), np.float32))
-                continue
-            found = np.asarray(found, np.float32)
-            boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:],
-                                    np.asarray(weights, np.float32).reshape(-1, 1)], 1)
-            result.append(to_landmark_box(boxes, -0.009, HAAR_TO_LANDMARK_DY, HAAR_TO_LANDMARK_SIDE))
+                maxSize=(int(self.max_face_px / HAAR_TO_LANDMARK_SIDE),) * 2)
+            found = np.asarray(found, np.float32).reshape(-1, 4)
+            boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:], np.ones((len(found), 1), np.float32)], 1)
+            result.append(to_landmark_box(boxes, HAAR_TO_LANDMARK_DX, HAAR_TO_LANDMARK_DY, HAAR_TO_LANDMARK_SIDE))
         return result
 
 

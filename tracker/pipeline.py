@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sht_model.geometry import landmark_box
 from sht_model.heatmap import decode
 
 from .backends import Backend, load_backend
@@ -34,10 +35,11 @@ class TrackerOptions:
     # Every part of the frame is searched for new faces once per `detect_every` frames (tracker.scan: tiles
     # in turn, the cost spread evenly); the first frame and the first after a shot change are searched whole.
     detect_every: int = 25
-    recheck_every: int = 5             # frames between detector re-checks of each track
+    recheck_every: int = 4             # frames between detector re-checks of each track
     # A face is reported only when the detector and the landmark model agree: thresholds set on the training
     # split's crowd scenes (benchmarks.crowd --fit; README, "Surveillance scenes").
-    min_detector_score: float = 0.5
+    candidate_score: float = 0.45      # scan detections from this score start tentative tracks
+    min_detector_score: float = 0.6    # detector score at the canonical scale a new track needs
     confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
     min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
     max_misses: int = 3
@@ -66,7 +68,7 @@ class FaceTracker:
         self.backend, self.options = backend, options
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
-        self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses,
+        self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses, options.candidate_score,
                              options.min_detector_score, options.confirm_confidence, options.max_detector_misses)
         self.smoother = Smoother(options.smooth, options.kalman)
         self._frames = 0
@@ -90,13 +92,25 @@ class FaceTracker:
             timings.update(crop=0.0, infer=0.0, heatmaps=0.0, smooth=0.0)
             return FrameResult(frame, Faces.empty(), timings)
         boxes = self.tracks.boxes()
-        batch, matrices = crop_faces(frame.image, boxes, cfg)
-        t = _lap(timings, "crop", t)
-        heatmaps, faces = self.backend.infer(batch)     # every face of the frame in one call
-        t = _lap(timings, "infer", t)
-        xy_hm, confidence = decode(heatmaps)
-        xy = landmarks_to_source(xy_hm, matrices, cfg)
-        t = _lap(timings, "heatmaps", t)
+        xy, confidence, faces = self._landmarks(frame.image, boxes, timings)
+        # New tracks start from the detector's box, which for faces under ~20 px is off by up to 50% in size;
+        # their landmarks' own box is closer, so they run once more from it before the confirmation test.
+        new = [i for i, tr in enumerate(self.tracks.active) if not tr.confirmed and np.isfinite(xy[i]).all()]
+        if new:
+            refined = landmark_box(xy[new]).astype(np.float32)
+            xy[new], confidence[new], again = self._landmarks(frame.image, refined, timings)
+            boxes[new] = refined
+            if faces is not None:
+                faces[new] = again
+            for i, box in zip(new, refined):
+                self.tracks.active[i].box = box.copy()
+            # The detector is asked again at its canonical scale (a crop around the refined box, the face ~50 px
+            # wide); the better of the two scores counts. Most small faces score higher there, while textures
+            # that fooled the scan (gravel) score lower; some faces score better at the scan's scale.
+            t = time.perf_counter()
+            self.tracks.recheck(new, self.scanner.around(frame.image, refined))
+            _lap(timings, "detect", t, add=True)
+        t = time.perf_counter()
         before = list(self.tracks.active)
         success, ended = self.tracks.update(xy, confidence)
         # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
@@ -109,14 +123,28 @@ class FaceTracker:
                 smoothed[k] = self.smoother(int(ids[k]), xy[i], side)
         self.smoother.forget(ended)
         _lap(timings, "smooth", t)
-        hallucinated = [faces_to_images(faces, cfg)[i] for i in report] if opts.hallucinate else None
+        hallucinated = faces_to_images(faces[report], cfg) if opts.hallucinate else None
         return FrameResult(frame, Faces(smoothed, confidence[report], boxes[report], ids, success[report],
                                         hallucinated), timings)
 
+    def _landmarks(self, image: np.ndarray, boxes: np.ndarray, timings: dict):
+        """Face boxes -> landmarks (n, 68, 2) in source px, confidence (n, 68), hallucinated faces or None;
+        every face of the frame in one backend call. Stage times add up in `timings`."""
+        cfg = self.backend.cfg
+        t = time.perf_counter()
+        batch, matrices = crop_faces(image, boxes, cfg)
+        t = _lap(timings, "crop", t, add=True)
+        heatmaps, faces = self.backend.infer(batch)
+        t = _lap(timings, "infer", t, add=True)
+        xy_hm, confidence = decode(heatmaps)
+        xy = landmarks_to_source(xy_hm, matrices, cfg)
+        _lap(timings, "heatmaps", t, add=True)
+        return xy, confidence, faces
 
-def _lap(timings: dict, stage: str, start: float) -> float:
+
+def _lap(timings: dict, stage: str, start: float, add: bool = False) -> float:
     now = time.perf_counter()
-    timings[stage] = (now - start) * 1000.0
+    timings[stage] = (now - start) * 1000.0 + (timings.get(stage, 0.0) if add else 0.0)
     return now
 
 

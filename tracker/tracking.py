@@ -24,6 +24,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
+# A re-check accepts a weaker detection than a new face needs (a fraction of min_detector_score): the track's
+# place is known, and small faces score lower at times (benchmarks.crowd).
+RECHECK_SCORE = 0.8
+
+
 @dataclass
 class Track:
     face_id: int                         # -1 until confirmed: ids are only spent on faces
@@ -39,15 +44,19 @@ class Track:
 
 
 class Tracks:
-    """Tentative tracks start from detections and are confirmed (given an id) on their first frame only if the
-    detector score and the landmark model's confidence both clear their thresholds; otherwise they are
-    dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or when
-    `max_detector_misses` re-checks in a row find no face on them (drifted onto background)."""
+    """Tentative tracks start from scan detections scoring `candidate_score` or more and are confirmed (given
+    an id) on their first frame only if the detector scores `min_detector_score` (at the scan's scale or when
+    asked again at its canonical scale, `recheck`) and the landmark model's confidence clears
+    `confirm_confidence`; otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or
+    when re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row
+    while the landmark model is below `confirm_confidence` as well, or twice as many whatever it says
+    (the detector misses small faces now and then that the landmark model still follows well)."""
 
     def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
-                 min_detector_score: float = 0.5, confirm_confidence: float = 0.45, max_detector_misses: int = 2,
-                 match_iou: float = 0.3):
+                 candidate_score: float = 0.45, min_detector_score: float = 0.6, confirm_confidence: float = 0.55,
+                 max_detector_misses: int = 2, match_iou: float = 0.3):
         self.max_faces, self.min_confidence, self.max_misses = max_faces, min_confidence, max_misses
+        self.candidate_score = candidate_score
         self.min_detector_score, self.confirm_confidence = min_detector_score, confirm_confidence
         self.max_detector_misses = max_detector_misses
         self.match_iou = match_iou
@@ -83,6 +92,8 @@ class Tracks:
                 unmatched.remove(di)
                 matched[ti] = True
         for di in unmatched:
+            if detections[di, 4] < self.candidate_score:
+                continue                           # weak detections only confirm known tracks
             if len(self.active) and iou(self.boxes(), detections[di:di + 1]).max() > self.match_iou:
                 continue
             self.active.append(Track(-1, detections[di, :4].copy(), float(detections[di, 4])))
@@ -92,6 +103,7 @@ class Tracks:
         """Detector boxes found around tracks `indices` (Scanner.around): agree, or count a detector miss."""
         for i, boxes in zip(indices, found):
             track = self.active[i]
+            boxes = boxes[boxes[:, 4] >= RECHECK_SCORE * self.min_detector_score]
             overlap = iou(track.box[None], boxes)[0] if len(boxes) else np.zeros(0)
             if len(overlap) and overlap.max() >= self.match_iou:
                 self._agree(track, boxes[int(overlap.argmax())])
@@ -125,7 +137,7 @@ class Tracks:
                 face = good and score >= self.confirm_confidence and track.detector_score >= self.min_detector_score
                 if not (face and room):
                     continue                                  # not a face (or no room): dropped, no id spent
-                track.confirmed, track.face_id = True, self._next_id
+                track.confirmed, track.face_id, track.detector_misses = True, self._next_id, 0
                 self._next_id += 1
                 confirmed_count += 1
             if good:
@@ -137,7 +149,9 @@ class Tracks:
                 success[i] = True
             else:
                 track.misses += 1
-            if track.misses > self.max_misses or track.detector_misses >= self.max_detector_misses:
+            unsupported = track.detector_misses >= self.max_detector_misses and (
+                score < self.confirm_confidence or track.detector_misses >= 2 * self.max_detector_misses)
+            if track.misses > self.max_misses or unsupported:
                 ended.append(track.face_id)
             else:
                 keep.append(i)
