@@ -282,10 +282,10 @@ def scenes(frames: int, records) -> list[tuple[SceneSpec, Path, np.ndarray]]:
     return out
 
 
-def street(model: str, out_dir: Path) -> dict:
+def street(model: str, out_dir: Path, extra: list[str] = ()) -> dict:
     video = DATA / "videos_multi" / "street_1080p.mp4"
     csv_path, annotated = out_dir / f"street_{model}.csv", out_dir / f"street_{model}.mp4"
-    wall = run_shtrack(video, model, csv_path, ["--save-video", str(annotated)])
+    wall = run_shtrack(video, model, csv_path, ["--save-video", str(annotated), *extra])
     rows = list(csv.DictReader(open(csv_path)))
     frames = max(int(r["frame"]) for r in rows)
     good = [r for r in rows if r["success"] == "1"]
@@ -388,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["cpu-rt", "cpu-fast-int8"])
     p.add_argument("--frames", type=int, default=125)
     p.add_argument("--no-street", action="store_true")
+    p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
+    p.add_argument("--name", default="crowd", help="results file name (benchmarks/results/NAME.json, NAME.png)")
     p.add_argument("--fit", action="store_true")
     args = p.parse_args(argv)
     if args.fit:
@@ -396,19 +398,20 @@ def main(argv: list[str] | None = None) -> int:
     _, held_out = split_records(read_300w(DATA / "300w_train"))
     out_dir = CACHE / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"models": args.models, "frames": args.frames, "scenes": [], "street": {}}
+    results = {"models": args.models, "detector": args.detector, "frames": args.frames, "scenes": [], "street": {}}
+    extra = ["--detector", args.detector]
     for spec, video, truth in scenes(args.frames, held_out):
         entry = {"scene": spec.name, "models": {}}
         for model in args.models:
-            csv_path = out_dir / f"{video.stem}_{model}.csv"
-            wall = run_shtrack(video, model, csv_path)
+            csv_path = out_dir / f"{video.stem}_{model}_{args.detector}.csv"
+            wall = run_shtrack(video, model, csv_path, extra)
             scores = score(truth, read_csv(csv_path, len(truth)), spec.width, spec.height)
             entry["models"][model] = {**scores, "fps": len(truth) / wall, "wall_s": wall}
         results["scenes"].append(entry)
         console.print(json.dumps(entry, indent=1))
     if not args.no_street:
         for model in args.models:
-            results["street"][model] = street(model, out_dir)
+            results["street"][model] = street(model, out_dir, extra)
     rows = []
     for entry in results["scenes"]:
         for model, r in entry["models"].items():
@@ -416,13 +419,13 @@ def main(argv: list[str] | None = None) -> int:
                          " / ".join(f"{k}: {v:.3f}" for k, v in r["recall_by_width"].items()),
                          f"{r['false_per_frame']:.3f}", f"{r['nme']:.2%}", f"{r['fr_008']:.1%}",
                          f"{r['id_switches_per_1000']:.1f}", f"{r['fps']:.1f}"])
-    console.print(table("crowd scenes (held-out 300W faces, default flags)",
+    console.print(table(f"crowd scenes (held-out 300W faces, default flags, detector {args.detector})",
                         ["scene", "model", "recall", "recall by width", "false/frame", "NME", "FR@0.08",
                          "id sw./1k", "FPS e2e"], rows))
     for model, r in results["street"].items():
         console.print(f"street_1080p {model}: {r}")
-    save("crowd", results)
-    plot(results, RESULTS / "crowd.png")
+    save(args.name, results)
+    plot(results, RESULTS / f"{args.name}.png")
     return 0
 
 

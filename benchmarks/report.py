@@ -94,8 +94,35 @@ def lowres_section() -> list[str]:
     return lines
 
 
+def crowd_section() -> list[str]:
+    data = _load("crowd")
+    if not data:
+        return ["_crowd scenes: not run yet (`python -m benchmarks.crowd`)_", ""]
+    lines = [f"**Surveillance scenes** (`python -m benchmarks.crowd`: held-out 300W heads on face-free photos, "
+             f"{data['frames']} frames each, default flags, detector {data.get('detector', 'yunet')}; FPS is the "
+             f"whole `shtrack` process, imports and model loading included; {data['machine']['cores']}-core CPU, "
+             f"int8 dot product: {data['machine'].get('int8_dot_product', 'unknown')}):", "",
+             *_header("scene", "model", "recall", "recall by face width", "false faces / frame", "NME", "FR@0.08",
+                      "id switches / 1k", "FPS", left=2)]
+    haar = _load("crowd_haar")
+    runs = [(data, "")] + ([(haar, " (Haar)")] if haar else [])
+    for run, tag in runs:
+        for entry in run["scenes"]:
+            for model, r in entry["models"].items():
+                by_width = " / ".join(f"{k}: {v:.3f}" for k, v in r["recall_by_width"].items())
+                lines.append(f"| {entry['scene']} | {model}{tag} | {r['recall']:.3f} | {by_width} | "
+                             f"{r['false_per_frame']:.3f} | {pct(r['nme'])} | {pct(r['fr_008'], 1)} | "
+                             f"{r['id_switches_per_1000']:.1f} | {r['fps']:.1f} |")
+    for model, r in data.get("street", {}).items():
+        lines.append("")
+        lines.append(f"`street_1080p.mp4` with {model}: {r['faces_per_frame']:.2f} faces per frame, "
+                     f"{r['distinct_ids']} ids over {r['frames']} frames, {r['fps_with_video_sink']:.1f} FPS "
+                     "(annotated video written too).")
+    return lines + ["", "![crowd](benchmarks/results/crowd.png)", ""]
+
+
 def render() -> str:
-    return "\n".join([START, *latency_section(), *speed_section(), *lowres_section(), END])
+    return "\n".join([START, *crowd_section(), *latency_section(), *speed_section(), *lowres_section(), END])
 
 
 def main(argv=None) -> int:

@@ -24,7 +24,9 @@ class CutDetector:
 
     def difference(self, image: np.ndarray) -> float:
         """Mean absolute thumbnail difference to the previous frame given (0 for the first)."""
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        step = max(1, min(image.shape[:2]) // (4 * THUMB))      # subsample first: INTER_AREA over 1080p is 9 ms
+        small = image[::step, ::step]
+        gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         thumb = cv2.resize(gray, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
         previous, self._previous = self._previous, thumb
         if previous is None:

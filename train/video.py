@@ -39,12 +39,13 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
     import cv2
 
     from sht_model import geometry
-    from tracker.detector import HaarDetector
+    from tracker.detector import YuNetDetector
+    from tracker.scan import Scanner
 
     from .readers import read_pts
 
     annot = labels / video.stem / "annot" if labels is not None else None
-    detector = HaarDetector(min_face=60, max_faces=1)
+    scanner = Scanner(YuNetDetector(), min_face=60)
     out = []
     with av.open(str(video)) as container:
         for number, frame in enumerate(container.decode(video=0), 1):
@@ -59,10 +60,11 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
                 box = geometry.landmark_box(xy)
             bgr = frame.to_ndarray(format="bgr24")
             if xy is None:
-                boxes = detector.detect(bgr)
+                boxes = scanner.full(bgr)
+                boxes = boxes[boxes[:, 4] >= 0.6]
                 if not len(boxes):
                     continue
-                box = boxes[0, :4]
+                box = boxes[np.argmax(boxes[:, 2] - boxes[:, 0]), :4]     # the largest face
             # Keep a generous HR crop (2x the crop the model sees) so augmentation has room.
             m = geometry.crop_matrix(box, HR_SIZE, scale=geometry.CROP_SCALE * 2)
             crop = cv2.cvtColor(geometry.warp(bgr, m, HR_SIZE, cv2.INTER_AREA), cv2.COLOR_BGR2RGB)

@@ -1,0 +1,207 @@
+"""Detect stage: YuNet decoding on real images, the tiled scan, track confirmation and removal, shot changes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tracker.cuts import CutDetector
+from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
+from tracker.detector import HaarDetector, YuNetDetector, load_detector
+from tracker.scan import Scanner, plan_scan
+from tracker.tracking import Tracks
+from tracker.types import Frame
+
+
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _background(width: int, height: int) -> np.ndarray:
+    from skimage import data
+
+    brick = cv2.cvtColor(data.brick(), cv2.COLOR_GRAY2BGR)
+    return cv2.resize(brick, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _paste_face(canvas: np.ndarray, centre: tuple[float, float], width: float) -> None:
+    """The astronaut's head, scaled so its landmark box is `width` px, centred at `centre` (in place)."""
+    photo = _astronaut()
+    k = width / ASTRONAUT_FACE_WIDTH
+    m = np.array([[k, 0, centre[0] - k * ASTRONAUT_FACE_CENTRE[0]], [0, k, centre[1] - k * ASTRONAUT_FACE_CENTRE[1]]])
+    face = cv2.warpAffine(photo, m, canvas.shape[1::-1], flags=cv2.INTER_AREA)
+    mask = np.zeros(photo.shape[:2], np.float32)
+    cv2.ellipse(mask, (int(ASTRONAUT_FACE_CENTRE[0]), int(ASTRONAUT_FACE_CENTRE[1] - 15)), (70, 85), 0, 0, 360, 1, -1)
+    alpha = cv2.warpAffine(mask, m, canvas.shape[1::-1])[..., None]
+    canvas[:] = (alpha * face + (1 - alpha) * canvas).astype(np.uint8)
+
+
+def test_yunet_decoding_puts_the_box_on_a_real_face():
+    boxes = YuNetDetector().detect([_astronaut()])[0]
+    assert len(boxes) == 1, boxes
+    x0, y0, x1, y1, score = boxes[0]
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    assert score > 0.8
+    # Landmark-box convention (tracker.detector's fit): centre and side of the astronaut's 68-point box.
+    assert np.linalg.norm(centre - ASTRONAUT_FACE_CENTRE) < 0.1 * ASTRONAUT_FACE_WIDTH
+    assert abs((x1 - x0) / ASTRONAUT_FACE_WIDTH - 1) < 0.15
+
+
+def test_yunet_finds_nothing_on_face_free_photos():
+    from skimage import data
+
+    photos = [data.coffee()[..., ::-1], data.rocket()[..., ::-1], cv2.cvtColor(data.brick(), cv2.COLOR_GRAY2BGR),
+              cv2.cvtColor(data.grass(), cv2.COLOR_GRAY2BGR), cv2.cvtColor(data.text(), cv2.COLOR_GRAY2BGR)]
+    scanner = Scanner(YuNetDetector(), min_face=16)
+    found = [scanner.full(np.ascontiguousarray(p)) for p in photos]
+    strong = sum(int((f[:, 4] >= 0.6).sum()) for f in found)
+    assert strong == 0, [f[:, 4] for f in found]
+
+
+def test_load_detector_names():
+    assert isinstance(load_detector("haar"), HaarDetector)
+    with pytest.raises(ValueError, match="unknown detector"):
+        load_detector("nope")
+
+
+def test_scan_plan_covers_the_frame_and_spreads_over_the_period():
+    plan = plan_scan(1920, 1080, 16, YuNetDetector)
+    finest = [j for j in plan if j.scale == plan[0].scale]
+    assert plan[0].scale == pytest.approx(2.0)
+    covered = np.zeros((1080, 1920), bool)
+    for job in finest:
+        x0, y0, x1, y1 = job.region
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert plan[-1].region == (0, 0, 1920, 1080)          # the coarsest level sees the whole frame at once
+
+    scanner = Scanner(YuNetDetector(), 16, period=10)
+    ran = []
+    scanner._run = lambda image, jobs: ran.append(jobs) or np.zeros((0, 5), np.float32)
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    for _ in range(10):
+        scanner.step(image)
+    done = [j for jobs in ran for j in jobs]
+    # One period runs every job once (the pixel budget may carry one job over into the next period).
+    assert done[:len(plan)] == plan and len(done) <= len(plan) + 1
+    per_frame = [sum(j.pixels for j in jobs) for jobs in ran]
+    assert max(per_frame) < 0.25 * sum(j.pixels for j in plan)
+
+
+def test_a_face_on_a_tile_border_is_found_once():
+    plan = plan_scan(1280, 720, 16, YuNetDetector)
+    first, second = plan[0].region, plan[1].region
+    assert second[0] < first[2], "neighbouring tiles overlap"
+    border = first[2]                                        # the first tile's right edge, inside the second
+    canvas = _background(1280, 720)
+    _paste_face(canvas, (border - 4, 150), 22)
+    boxes = Scanner(YuNetDetector(), 16).full(canvas)
+    near = boxes[np.linalg.norm((boxes[:, :2] + boxes[:, 2:4]) / 2 - [border - 4, 150], axis=1) < 22]
+    assert len(near) == 1, boxes
+    assert len(boxes) == 1
+
+
+def _faces(scores: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks for len(scores) faces in a row of 40-px boxes, each with that mean heatmap peak."""
+    xy = np.zeros((len(scores), 68, 2), np.float32)
+    for i in range(len(scores)):
+        xy[i] = np.stack(np.meshgrid(np.linspace(0, 40, 17), np.linspace(0, 40, 4)), -1).reshape(-1, 2)[:68]
+        xy[i, :, 0] += 100 * i
+    return xy, np.array([[s] * 68 for s in scores], np.float32)
+
+
+def test_new_tracks_are_confirmed_only_when_detector_and_landmarks_agree():
+    tracks = Tracks(min_detector_score=0.6, confirm_confidence=0.55)
+    boxes = np.array([[0, 0, 40, 40, 0.9], [100, 0, 140, 40, 0.9], [200, 0, 240, 40, 0.5]], np.float32)
+    tracks.add_detections(boxes)
+    assert len(tracks) == 3 and all(t.face_id == -1 for t in tracks.active)
+    xy, conf = _faces([0.8, 0.4, 0.8])           # the second is no face to the landmark model, the third to the detector
+    success, ended = tracks.update(xy, conf)
+    assert success.tolist() == [True, False, False]
+    assert [t.face_id for t in tracks.active] == [0], "ids are spent on confirmed faces only"
+    assert ended == []
+
+
+def test_weak_scan_detections_start_no_track():
+    tracks = Tracks(candidate_score=0.45)
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.4]], np.float32))
+    assert len(tracks) == 0
+
+
+def test_confirmed_track_ends_when_rechecks_find_no_face():
+    tracks = Tracks(max_detector_misses=2)
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    xy, conf = _faces([0.8])
+    tracks.update(xy, conf)
+    no_face = [np.zeros((0, 5), np.float32)]
+    # The landmark model still sure: the detector alone ends the track only after 2 x 2 re-checks.
+    for _ in range(3):
+        tracks.recheck([0], no_face)
+        assert tracks.update(xy, conf)[1] == []
+    tracks.recheck([0], no_face)
+    assert tracks.update(xy, conf)[1] == [0]
+    # Unsure landmarks (drifted onto background): 2 re-checks end it.
+    tracks = Tracks(max_detector_misses=2)
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    tracks.update(xy, conf)
+    _, unsure = _faces([0.45])
+    tracks.recheck([0], no_face)
+    assert tracks.update(xy, unsure)[1] == []
+    tracks.recheck([0], no_face)
+    assert tracks.update(xy, unsure)[1] == [0]
+    # A re-check that finds the face resets the count.
+    tracks = Tracks(max_detector_misses=2)
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    tracks.update(xy, conf)
+    for _ in range(6):
+        tracks.recheck([0], no_face)
+        tracks.recheck([0], [np.array([[0, 0, 40, 40, 0.7]], np.float32)])
+        assert tracks.update(xy, unsure)[1] == []
+
+
+def test_overlapping_tracks_merge_into_the_older():
+    tracks = Tracks()
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9], [100, 0, 140, 40, 0.9]], np.float32))
+    xy, conf = _faces([0.8, 0.8])
+    tracks.update(xy, conf)
+    assert [t.face_id for t in tracks.active] == [0, 1]
+    xy[1] = xy[0] + [3, 0]                         # the second track's landmarks land on the first face
+    tracks.active[1].box = tracks.active[0].box.copy()
+    _, ended = tracks.update(xy, conf)
+    assert [t.face_id for t in tracks.active] == [0] and ended == [1]
+
+
+def test_cut_detector_fires_on_a_join_not_on_motion():
+    from tracker.demo import demo_frames
+
+    frames = demo_frames(100)                                    # the bundled clip: moving, turning, zooming
+    cuts = CutDetector()
+    assert not any(cuts.is_cut(f) for f in frames)
+    other = _background(320, 240)
+    assert cuts.is_cut(other)
+    assert not cuts.is_cut(np.roll(other, 2, axis=1))           # a 2-px pan is no cut
+
+
+def test_ids_never_span_a_shot_change(bundled_weights):
+    from tracker.backends import load_backend
+    from tracker.demo import demo_frames
+    from tracker.pipeline import FaceTracker
+
+    first = demo_frames(20)
+    second = []
+    for i in range(10):
+        canvas = _background(320, 240)
+        _paste_face(canvas, (230 - i, 100), 40)
+        second.append(canvas)
+    tracker = FaceTracker(load_backend(bundled_weights, "onnxruntime"))
+    results = [tracker.process(Frame(i + 1, i / 25, f)) for i, f in enumerate(first + second)]
+    before = {int(i) for r in results[:20] for i in r.faces.face_id}
+    after = {int(i) for r in results[20:] for i in r.faces.face_id}
+    assert before and after and not before & after
+    cut = results[20].faces
+    assert cut.success.sum() == 1, "the new shot's face is found on its first frame"
+    box = cut.boxes[cut.success][0]
+    assert np.linalg.norm((box[:2] + box[2:]) / 2 - [230, 100]) < 10
