@@ -24,10 +24,13 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps", "face")
 
 
-def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool = True) -> Path:
+def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool = True,
+                source_sha256: str | None = None) -> Path:
     """Write `path` (ONNX, dynamic batch). The DHLN config travels in the model's metadata_props.
 
     with_face=False: heatmaps only (the tracker's default graph, 13% cheaper for cpu-rt under ONNX Runtime).
+    source_sha256: the weights file it came from (metadata `shtrack_source_sha256`): a `.onnx` beside a
+    `.safetensors` stands in for it only while the hashes agree (tracker.backends.onnx_backend.onnx_for).
     """
     import onnx
 
@@ -47,6 +50,9 @@ def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool 
     proto = onnx.load(str(tmp))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "shtrack_config", cfg.to_json()
+    if source_sha256:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "shtrack_source_sha256", source_sha256
     onnx.save(proto, str(path))
     tmp.unlink()
     return path

@@ -373,3 +373,30 @@ def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):
     assert proc.returncode == 0, proc.stderr
     resumed = out.read_text().splitlines()
     assert [ln.split(",")[0] for ln in resumed] == [ln.split(",")[0] for ln in full]
+
+
+# ---------------------------------------------------------------- base install: no torch on the tracking path
+
+def test_tracking_path_never_imports_torch(tmp_path):
+    code = ("import sys; from tracker.cli import main; "
+            f"code = main(['--source', 'demo', '--quiet', '--csv', r'{tmp_path / 'd.csv'}']); "
+            "print(code, 'torch' in sys.modules, 'filterpy' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.stdout.split() == ["0", "False", "False"], proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", ["cpu-rt", "cpu-fast"])
+def test_bundled_onnx_files_are_exports_of_the_bundled_weights(name):
+    import torch
+
+    from sht_model.weights import load_model
+    from tracker.backends import BUNDLED
+    from tracker.backends.onnx_backend import OnnxBackend, onnx_for
+
+    weights = BUNDLED[name]
+    assert onnx_for(weights, faces=False) == weights.with_suffix(".onnx"), "the shipped file, not a fresh export"
+    x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = load_model(weights).eval()(torch.from_numpy(x)).heatmaps[-1].numpy()
+    got, _ = OnnxBackend(weights).infer(x)
+    np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -92,10 +92,19 @@ def _at_least(lowest: float, kind=float):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "train":
-        from train.__main__ import main as train_main
-
+        try:
+            from train.__main__ import main as train_main
+        except ImportError as exc:
+            print(f"shtrack: error: training runs from a source checkout with the [train] extra "
+                  f"(pip install -e '.[train]'; then python -m train): {exc}", file=sys.stderr)
+            return 2
         return train_main(argv[1:])
     if argv and argv[0] == "export":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("shtrack: error: export needs torch: pip install 'shtrack[torch]'", file=sys.stderr)
+            return 2
         return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.model:
@@ -192,6 +201,8 @@ def run_one(args, spec: str, backend) -> int:
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)
         sinks = []
+        if args.show:   # first: a machine without a GUI fails before any output file is touched
+            sinks.append(stack.enter_context(WindowSink()))
         if args.csv:
             sinks.append(stack.enter_context(CsvSink(args.csv, not args.no_missing_rows, resume=args.resume)))
         if args.jsonl:
@@ -200,8 +211,6 @@ def run_one(args, spec: str, backend) -> int:
             sinks.append(stack.enter_context(VideoSink(args.save_video, src.fps or 25.0)))
         if args.save_faces:
             sinks.append(stack.enter_context(FaceDumpSink(args.save_faces, args.save_faces_every)))
-        if args.show:
-            sinks.append(stack.enter_context(WindowSink()))
         monitor = stack.enter_context(Monitor(src.name, src.total, src.live, args.quiet))
         for result in run_frames(src, tracker, skip_until):
             for sink in sinks:
@@ -286,19 +295,27 @@ def export_main(argv: list[str]) -> int:
 
     from .backends import DEFAULT_WEIGHTS
 
+    from .backends.onnx_backend import sha256_of
+
+    weights = args.weights or DEFAULT_WEIGHTS
     try:
-        model = load_model(args.weights or DEFAULT_WEIGHTS)
+        model = load_model(weights)
     except WeightsError as exc:
         print(f"shtrack: error: {exc}", file=sys.stderr)
         return 2
     if args.onnx:
-        print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only))
+        print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only, source_sha256=sha256_of(weights)))
     if args.int8:
         import tempfile
 
         from sht_model.export import quantize_onnx_int8
-        from train.data import calibration_inputs, split_records
-        from train.readers import DatasetError, read_300w
+        try:
+            from train.data import calibration_inputs, split_records
+            from train.readers import DatasetError, read_300w
+        except ImportError:
+            print("shtrack: error: --int8 calibrates on training faces with the train package: run it from a "
+                  "source checkout with the [train] extra", file=sys.stderr)
+            return 2
 
         try:
             train, _ = split_records(read_300w(args.calibration_data))

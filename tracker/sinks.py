@@ -206,6 +206,13 @@ class WindowSink:
     """Live OpenCV window (webcam --show). Needs a display and opencv-python (not -headless)."""
 
     def __enter__(self) -> "WindowSink":
+        if "GUI: NONE" in " ".join(cv2.getBuildInformation().split()):
+            raise OSError("--show needs OpenCV built with a GUI; this one is opencv-python-headless: "
+                          "pip uninstall opencv-python-headless && pip install opencv-python")
+        try:
+            cv2.namedWindow("shtrack", cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise OSError(f"--show cannot open a window (no display?): {str(exc).strip().splitlines()[-1]}") from None
         return self
 
     def append(self, result: FrameResult) -> None:

@@ -1,8 +1,8 @@
 """Landmark smoothing: a constant-velocity Kalman filter per track, over all 68 x 2 coordinates at once.
 
 Every coordinate follows the same model (state = position, velocity), so they share one 2x2 covariance:
-filterpy's KalmanFilter runs on that shared covariance to give the gain, which is then applied to the
-(2, 136) state of the track in one matrix product. Noise is scaled by the face size (a 16-px face has
+the filter runs on that shared covariance to give the gain, which is then applied to the (2, 136) state of
+the track in one matrix product. Noise is scaled by the face size (a 16-px face has
 sub-pixel noise, a 300-px face several pixels), so one setting serves every scale.
 The state lives in the track (`KalmanState`); a new track starts a new filter.
 """
@@ -25,38 +25,32 @@ class KalmanParams:
 
 
 class KalmanState:
+    """Constant-velocity Kalman filter whose 2x2 covariance all 136 coordinates share (same model, same noise),
+    so one gain serves the whole (2, 136) state. The 2x2 algebra is written out in numpy: filterpy would add
+    scipy and matplotlib (~240 MB) to the base install for these few lines."""
+
+    F = np.array([[1.0, 1.0], [0.0, 1.0]])        # position += velocity, dt = 1 frame
+
     def __init__(self, xy: np.ndarray, params: KalmanParams):
         self.params = params
-        from filterpy.kalman import KalmanFilter   # only when smoothing is on (filterpy imports scipy: ~0.9 s)
-
-        self.kf = KalmanFilter(dim_x=2, dim_z=1)
-        self.kf.F = np.array([[1.0, 1.0], [0.0, 1.0]])
-        self.kf.H = np.array([[1.0, 0.0]])
-        self.kf.P = np.diag([1.0, 1.0])
         self.state = np.zeros((2, xy.size))
         self.state[0] = xy.reshape(-1)
-        self.initialised = False
+        self.covariance: np.ndarray | None = None
 
     def step(self, xy: np.ndarray, face_size: float) -> np.ndarray:
         """Predict one frame ahead, correct with the measured (68, 2) points, return the filtered points."""
         p = self.params
         r = (p.measurement * face_size) ** 2
         q = (p.process * face_size) ** 2
-        kf = self.kf
-        if not self.initialised:
-            kf.P = np.diag([r, 4 * q])
-            self.initialised = True
-            self.state[0] = xy.reshape(-1)
-            self.state[1] = 0.0
+        if self.covariance is None:
+            self.covariance = np.diag([r, 4 * q])
+            self.state[0], self.state[1] = xy.reshape(-1), 0.0
             return xy.astype(np.float32)
-        kf.R = np.array([[r]])
-        # Discrete white-noise acceleration model, dt = 1 frame.
-        kf.Q = q * np.array([[0.25, 0.5], [0.5, 1.0]])
-        kf.x = np.zeros((2, 1))
-        kf.predict()
-        kf.update(np.zeros((1, 1)))
-        gain = kf.K                                    # (2, 1), shared by all coordinates
-        predicted = kf.F @ self.state
+        # Discrete white-noise acceleration model.
+        predicted_cov = self.F @ self.covariance @ self.F.T + q * np.array([[0.25, 0.5], [0.5, 1.0]])
+        gain = predicted_cov[:, :1] / (predicted_cov[0, 0] + r)      # (2, 1); H = [1, 0]
+        self.covariance = predicted_cov - gain @ predicted_cov[:1, :]
+        predicted = self.F @ self.state
         innovation = xy.reshape(-1) - predicted[0]
         self.state = predicted + gain @ innovation[None, :]
         return self.state[0].reshape(xy.shape).astype(np.float32)

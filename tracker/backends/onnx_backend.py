@@ -14,21 +14,41 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _metadata(path: Path) -> tuple[dict, set[str]]:
+    """An ONNX file's custom metadata and output names (read through ONNX Runtime: no onnx package needed)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.get_modelmeta().custom_metadata_map, {o.name for o in session.get_outputs()}
+
+
 def onnx_for(weights: Path, faces: bool = True) -> Path:
-    """An ONNX file for `weights`: itself, a sibling `.onnx` exported from it, or a cached export
-    (heatmaps only unless `faces`)."""
+    """An ONNX file for `weights`: itself; a sibling `.onnx` exported from exactly these weights (its metadata
+    carries their sha256; the bundled models ship one, heatmaps only, so the tracker needs no torch); or a
+    cached export, made with torch on first use (heatmaps only unless `faces`)."""
     if weights.suffix == ".onnx":
         return weights
+    digest = sha256_of(weights)
     sibling = weights.with_suffix(".onnx")
-    if sibling.exists() and sibling.stat().st_mtime >= weights.stat().st_mtime:
-        return sibling
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    cached = cache_dir() / f"{weights.stem}-{digest}{'' if faces else '-heatmaps'}.onnx"
+    if sibling.exists():
+        meta, outputs = _metadata(sibling)
+        if meta.get("shtrack_source_sha256") == digest and (not faces or "face" in outputs):
+            return sibling
+    cached = cache_dir() / f"{weights.stem}-{digest[:16]}{'' if faces else '-heatmaps'}.onnx"
     if not cached.exists():
-        from sht_model.export import export_onnx
-        from sht_model.weights import load_model
+        try:
+            from sht_model.export import export_onnx
+            from sht_model.weights import load_model
+        except ImportError:
+            from sht_model.errors import WeightsError
 
-        export_onnx(load_model(weights), cached, with_face=faces)
+            raise WeightsError(f"{weights}: running a .safetensors file on ONNX Runtime exports it with torch first, "
+                               "which is not installed: pip install 'shtrack[torch]', or pass an exported .onnx")
+        export_onnx(load_model(weights), cached, with_face=faces, source_sha256=digest)
     return cached
 
 
