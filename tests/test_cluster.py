@@ -16,6 +16,7 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_batch_matches_serial_and_survives_a_dead_worker(tmp_path, tiny_weights, ray_local):
     from tracker.backends import load_backend
     from tracker.cli import build_parser, run_batch

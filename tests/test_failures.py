@@ -223,6 +223,7 @@ def test_fuzz_cli_arguments(argv):
 
 # ---------------------------------------------------------------- interruption and long streams
 
+@pytest.mark.slow
 def test_sigterm_mid_file_finalises_csv_and_resume_completes_it(tmp_path, tiny_weights):
     import signal
     import time
@@ -252,6 +253,7 @@ def test_sigterm_mid_file_finalises_csv_and_resume_completes_it(tmp_path, tiny_w
     assert sorted(set(frames)) == list(range(1, 401))
 
 
+@pytest.mark.slow
 def test_long_stream_runs_in_constant_memory(bundled_weights):
     """A shortened soak (benchmarks/soak.py runs the full hour): RSS must not grow with the stream."""
     from benchmarks.soak import run
@@ -355,6 +357,7 @@ def test_unreadable_file_error_path(tmp_path, monkeypatch):
         open_source(str(locked))
 
 
+@pytest.mark.slow
 def test_twenty_faces_get_twenty_stable_ids(bundled_weights):
     import time
 

@@ -253,6 +253,7 @@ def test_tensorrt_export_matches_torch(tmp_path):
     assert np.abs(heatmaps - ref).max() < 5e-2   # FP16
 
 
+@pytest.mark.slow
 def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny_weights):
     """`shtrack export --int8`: a QDQ int8 graph that keeps the config, runs on ONNX Runtime and tracks the float
     heatmaps; torch refuses it with a clear error."""
@@ -290,6 +291,7 @@ def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny
         load_model(out)
 
 
+@pytest.mark.slow
 def test_int8_export_with_an_undecodable_image_is_a_one_line_error(tmp_path, faces_300w, tiny_weights):
     import shutil
     import subprocess
@@ -307,6 +309,7 @@ def test_int8_export_with_an_undecodable_image_is_a_one_line_error(tmp_path, fac
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_int8_export_needs_calibration_data(tiny_weights):
     import subprocess
     import sys

@@ -253,6 +253,7 @@ def _shtrack(*args, cwd=None):
                           cwd=cwd or REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_demo_writes_csv_and_video(tmp_path):
     proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"),
                     "--save-video", str(tmp_path / "d.mp4"), "--min-face", "20")

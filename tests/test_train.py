@@ -174,6 +174,7 @@ def _train(*args, env=None, timeout=600):
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     out = tmp_path / "run"
     common = ["dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
@@ -187,6 +188,7 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_dhln_ema_ships_the_averaged_weights(faces_300w, tmp_path):
     """--ema-decay: last.safetensors holds the moving average, which lags the live weights (kept in state.pt)."""
     from sht_model import build_model, load_model, save_model
@@ -231,6 +233,7 @@ def test_freeze_batchnorm_keeps_running_statistics_but_weights_learn():
     assert not torch.equal(bn.running_mean, before_mean)      # the control: unfrozen, they move
 
 
+@pytest.mark.slow
 def test_init_partial_starts_one_stack_model_at_the_first_stack(faces_300w, tmp_path):
     """--init-partial: a 1-stack model built from a 2-stack one predicts exactly what its first stack did."""
     import torch
@@ -255,6 +258,7 @@ def test_init_partial_starts_one_stack_model_at_the_first_stack(faces_300w, tmp_
     assert load_model(tmp_path / "run" / "last.safetensors").cfg.num_stacks == 1
 
 
+@pytest.mark.slow
 def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     from tests.test_tracker import astronaut_scene
 
@@ -284,6 +288,7 @@ def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     assert "teacher-labelled video frames" in log and "unlabelled video pairs" in log
 
 
+@pytest.mark.slow
 def test_dhln_overfits_a_tiny_set(faces_300w):
     """Loss must fall on 4 fixed faces: the loop, losses and targets fit together."""
     from sht_model import build_model
@@ -307,6 +312,7 @@ def test_dhln_overfits_a_tiny_set(faces_300w):
     assert history[-1] < 0.3 * history[0]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_gloo(faces_300w, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
