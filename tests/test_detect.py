@@ -168,9 +168,12 @@ def test_overlapping_tracks_merge_into_the_older():
     xy, conf = _faces([0.8, 0.8])
     tracks.update(xy, conf)
     assert [t.face_id for t in tracks.active] == [0, 1]
-    xy[1] = xy[0] + [3, 0]                         # the second track's landmarks land on the first face
-    tracks.active[1].box = tracks.active[0].box.copy()
-    _, ended = tracks.update(xy, conf)
+    ended = []
+    for _ in range(10):                            # the second track's landmarks slide onto the first face
+        xy[1, :, 0] -= 10
+        ended += tracks.update(xy, conf)[1]
+        if len(tracks) == 1:
+            break
     assert [t.face_id for t in tracks.active] == [0] and ended == [1]
 
 
@@ -205,3 +208,27 @@ def test_ids_never_span_a_shot_change(bundled_weights):
     assert cut.success.sum() == 1, "the new shot's face is found on its first frame"
     box = cut.boxes[cut.success][0]
     assert np.linalg.norm((box[:2] + box[2:]) / 2 - [230, 100]) < 10
+
+
+def test_track_motion_is_the_measured_motion_at_constant_velocity():
+    tracks = Tracks()
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    xy, conf = _faces([0.8])
+    for t in range(8):
+        tracks.update(xy + [4.0 * t, 0.0], conf)
+    track = tracks.active[0]
+    np.testing.assert_allclose(track.velocity, [4.0, 0.0], atol=1e-6)
+    measured_centre = (xy[0].min(0) + xy[0].max(0)) / 2 + [4.0 * 7, 0.0]
+    np.testing.assert_allclose((track.box[:2] + track.box[2:]) / 2 - measured_centre, [2.0, 0.0], atol=1e-5)
+
+
+def test_faces_validates_shapes_instead_of_reshaping():
+    from tracker.types import Faces
+
+    xy = np.zeros((2, 68, 2))
+    ok = Faces(xy, np.zeros((2, 68)), np.zeros((2, 4)), np.arange(2), np.ones(2, bool))
+    assert ok.xy.shape == (2, 68, 2) and ok.xy.dtype == np.float32
+    with pytest.raises(ValueError, match="xy must have shape"):
+        Faces(xy.transpose(0, 2, 1), np.zeros((2, 68)), np.zeros((2, 4)), np.arange(2), np.ones(2, bool))
+    with pytest.raises(ValueError, match="boxes"):
+        Faces(xy, np.zeros((2, 68)), np.zeros((2, 5)), np.arange(2), np.ones(2, bool))

@@ -40,7 +40,8 @@ class Track:
     detector_misses: int = 0             # consecutive detector re-checks that found no face on the track
     confirmed: bool = False
     age: int = 0
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # px per frame, of the landmark-box centre
+    centre: np.ndarray | None = None     # the last measured landmark-box centre
 
 
 class Tracks:
@@ -141,9 +142,14 @@ class Tracks:
                 self._next_id += 1
                 confirmed_count += 1
             if good:
-                if track.xy is not None:
-                    track.velocity = (new_box[:2] + new_box[2:]) / 2 - (track.box[:2] + track.box[2:]) / 2
-                # Next crop: this frame's landmark box, moved on by the last centre motion.
+                centre = (new_box[:2] + new_box[2:]) / 2
+                if track.centre is not None:
+                    # From measured centre to measured centre: the motion itself. (Measured from the predicted
+                    # crop instead, it settles at 2/3 of the motion at constant speed.)
+                    track.velocity = centre - track.centre
+                track.centre = centre
+                # Next crop: this frame's landmark box moved on by half the last motion (half: a crop that
+                # overshoots a stopping face costs more than one that lags a moving one).
                 track.box = new_box + np.tile(track.velocity * 0.5, 2)
                 track.xy, track.misses = xy[i], 0
                 success[i] = True

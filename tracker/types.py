@@ -35,12 +35,13 @@ class Faces:
     hallucinated: list[np.ndarray] | None = field(default=None, repr=False)  # n x (S, S, 3) uint8 BGR
 
     def __post_init__(self):
+        # Validated, never reshaped: a transposed (n, 2, 68) array reshaped to (n, 68, 2) would scramble points.
         n = len(self.xy)
-        self.xy = np.asarray(self.xy, np.float32).reshape(n, NUM_LANDMARKS, 2)
-        self.confidence = np.asarray(self.confidence, np.float32).reshape(n, NUM_LANDMARKS)
-        self.boxes = np.asarray(self.boxes, np.float32).reshape(n, 4)
-        self.face_id = np.asarray(self.face_id, np.int64).reshape(n)
-        self.success = np.asarray(self.success, bool).reshape(n)
+        self.xy = _checked("xy", self.xy, np.float32, (n, NUM_LANDMARKS, 2))
+        self.confidence = _checked("confidence", self.confidence, np.float32, (n, NUM_LANDMARKS))
+        self.boxes = _checked("boxes", self.boxes, np.float32, (n, 4))
+        self.face_id = _checked("face_id", self.face_id, np.int64, (n,))
+        self.success = _checked("success", self.success, bool, (n,))
         if self.hallucinated is not None and len(self.hallucinated) != n:
             raise ValueError(f"hallucinated has {len(self.hallucinated)} faces, xy has {n}")
 
@@ -69,6 +70,13 @@ class Faces:
         boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
         n = len(xy)
         return cls(xy, np.ones((n, NUM_LANDMARKS)), boxes, np.arange(n), np.ones(n, bool))
+
+
+def _checked(name: str, value, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value, dtype)
+    if array.shape != shape:
+        raise ValueError(f"Faces.{name} must have shape {shape}, not {array.shape}")
+    return array
 
 
 @dataclass
