@@ -373,3 +373,124 @@ def test_twenty_faces_get_twenty_stable_ids(bundled_weights):
     print(f"20-face scene: {len(ids_per_frame[-1])} faces tracked, {fps:.1f} FPS")
     assert len(ids_per_frame[-1]) >= 18
     assert ids_per_frame[-1] == ids_per_frame[-2] == ids_per_frame[-3]
+
+
+# ---------------------------------------------------------------- outputs that must not destroy or corrupt
+
+def _demo_args(*args):
+    return _shtrack("--source", "demo", "--quiet", *args)
+
+
+def test_fifo_output_is_written_directly_never_replaced(tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()))
+    reader.start()
+    proc = _demo_args("--csv", str(fifo))
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced"
+    assert received and received[0].startswith(b"frame,face_id")
+    assert not (tmp_path / "out.csv.partial").exists()
+
+
+def test_symlinked_output_is_written_through(tmp_path):
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    proc = _demo_args("--csv", str(link))
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text().startswith("frame,face_id")
+
+
+def test_device_full_is_its_own_exit_code(tmp_path):
+    import os
+
+    device = tmp_path / "full"
+    try:
+        os.mknod(device, 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 7))   # like /dev/full, made here
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    proc = _demo_args("--csv", str(device))
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "No space left" in proc.stderr
+    assert __import__("stat").S_ISCHR(os.stat(device).st_mode), "the device was replaced"
+
+
+def test_directory_output_is_refused_before_any_frame(tmp_path):
+    proc = _demo_args("--csv", str(tmp_path))
+    _one_line_exit_2(proc, str(tmp_path))
+    assert "is a directory" in proc.stderr
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_output_in_use_by_another_run_is_refused(tmp_path):
+    from tracker.sinks import CsvSink, OutputError
+
+    path = tmp_path / "out.csv"
+    with CsvSink(path):
+        with pytest.raises(OutputError, match="in use by another shtrack run"):
+            with CsvSink(path):
+                pass
+    with CsvSink(path):      # released when the first run closed it
+        pass
+
+
+def test_dash_writes_csv_to_stdout_and_logs_to_stderr():
+    proc = _shtrack("--source", "demo", "--csv", "-")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("frame,face_id") and len(lines) == 101
+    assert "backend" in proc.stderr and "backend" not in proc.stdout
+
+
+def test_random_and_foreign_onnx_files_are_one_line_errors(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    junk = tmp_path / "random.onnx"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    _one_line_exit_2(_shtrack("--source", "demo", "--quiet", "--weights", str(junk)), "random.onnx")
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    foreign = tmp_path / "other_model.onnx"
+    onnx.save(helper.make_model(graph), foreign)
+    proc = _shtrack("--source", "demo", "--quiet", "--weights", str(foreign))
+    _one_line_exit_2(proc, "other_model.onnx")
+    assert "shtrack export" in proc.stderr
+
+
+def test_tensorrt_without_cuda_is_a_one_line_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    proc = _shtrack("--source", "demo", "--quiet", "--backend", "tensorrt")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "CUDA" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("flag", [["--min-face", "0"], ["--min-face", "-5"], ["--detect-every", "0"],
+                                  ["--detect-every", "-3"], ["--max-faces", "-2"]])
+def test_out_of_range_flags_are_usage_errors(flag, tmp_path):
+    proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "x.csv"), *flag)
+    assert proc.returncode == 2 and "usage:" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_jsonl_values_carry_at_most_3_decimals(tmp_path):
+    import json
+    import re
+
+    proc = _shtrack("--source", "demo", "--quiet", "--jsonl", str(tmp_path / "d.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "d.jsonl").read_text()
+    assert json.loads(text.splitlines()[0])["faces"][0]["landmarks"]
+    assert not re.search(r"\.\d{7,}", text), "float32 noise in the JSON"

@@ -7,19 +7,24 @@
     shtrack train dhln ...                         # training (python -m train)
     shtrack export --weights W.safetensors --onnx W.onnx
     shtrack export --weights W.safetensors --int8 W-int8.onnx --calibration-data ../shared/data/300w_train
-Exit codes: 0 success, 2 bad input, 130 interrupted (outputs written so far are kept and finalised).
+Exit codes: 0 success, 2 bad input, 4 writing outputs failed (disk full, I/O error; rows so far kept),
+130 interrupted (outputs written so far are kept and finalised).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import signal
 import sys
 from pathlib import Path
 
 log = logging.getLogger("shtrack")
+
+EXIT_OUTPUT_FAILED = 4                              # disk full or an I/O error while writing outputs
+OUTPUT_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,21 +110,32 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("shtrack: error: export needs torch: pip install 'shtrack[torch]'", file=sys.stderr)
             return 2
-        return export_main(argv[1:])
+        try:
+            return export_main(argv[1:])
+        except OSError as exc:
+            print(f"shtrack: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     if args.model:
         from .backends import BUNDLED
 
         args.weights = BUNDLED[args.model]
     _logging(args.quiet)
-    from sht_model.errors import WeightsError
+    from sht_model.errors import BackendError, WeightsError
 
     from .sources import SourceError
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return run(args)
-    except (SourceError, WeightsError, OSError) as exc:
+    except OSError as exc:
+        if exc.errno in OUTPUT_FAILURES:   # the disk, not the input: its own exit code; rows so far are kept
+            print(f"shtrack: error: writing output failed ({exc.strerror}: {exc.filename or ''}); "
+                  "the rows written before it are kept", file=sys.stderr)
+            return EXIT_OUTPUT_FAILED
+        print(f"shtrack: error: {exc}", file=sys.stderr)
+        return 2
+    except (SourceError, WeightsError, BackendError) as exc:
         print(f"shtrack: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -134,8 +150,11 @@ def _raise_interrupt(signum, frame):
 def _logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
+    from rich.console import Console
+
+    # Diagnostics go to stderr: stdout carries data only when asked for (`--csv -`, `--jsonl -`).
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False)])
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)])
 
 
 def _options(args):

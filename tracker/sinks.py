@@ -26,21 +26,73 @@ EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1"]
 CSV_COLUMNS = OPENFACE_COLUMNS + EXTRA_COLUMNS
 
 
-class _AtomicFile:
-    def __init__(self, path: str | Path, resume: bool = False):
-        self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.resume = resume
+class OutputError(OSError):
+    """An output path that cannot be used (a directory, an unwritable folder, in use by another run)."""
 
-    def _open_target(self, mode: str = "w", **kw):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+class _AtomicFile:
+    """Where a sink writes. A regular file (or a new path) is written as `<path>.partial`, locked against a
+    second shtrack run (flock, released when the process ends), and renamed into place on close. A symlink is
+    written through: the link stays and its target gets the result. Anything else that exists (a device, a
+    FIFO) is written directly and never replaced. `-` is standard output (CSV and JSONL)."""
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.stdout = str(path) == "-"
+        self.path = Path(path)
+        if self.path.is_symlink():
+            self.path = Path(os.path.realpath(self.path))
+        self.direct = self.stdout or (self.path.exists() and not self.path.is_file() and not self.path.is_dir())
+        self.partial = self.path if self.direct else self.path.with_name(self.path.name + ".partial")
+        self.resume = resume and not self.direct
+        self._lock_fd: int | None = None
+
+    def check(self) -> None:
+        """Refuse a path that cannot take the output, before any frame is read."""
+        if self.stdout:
+            return
+        if self.path.is_dir():
+            raise OutputError(f"{self.path}: is a directory, not an output file")
+        if self.direct:
+            return
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{self.path}: cannot write in {parent}")
+
+    def _lock(self) -> None:
+        """Create/lock `<path>.partial` without truncating it first (a second run must not wipe the first's)."""
+        import fcntl
+
         if self.resume and self.path.exists() and not self.partial.exists():
             os.replace(self.path, self.partial)
-        return open(self.partial, "a" if self.resume and self.partial.exists() else mode, **kw)
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"{self.path}: in use by another shtrack run") from None
+        if not self.resume:
+            os.ftruncate(fd, 0)
+        self._lock_fd = fd
+
+    def _open_target(self, mode: str = "w", **kw):
+        self.check()
+        if self.stdout:
+            return os.fdopen(os.dup(1), "w", **kw)
+        if self.direct:
+            return open(self.path, "w", **kw)
+        self._lock()
+        return open(self.partial, "a", **kw)
 
     def _finalise(self) -> None:
-        if self.partial.exists():
+        if not self.direct and self.partial.exists():
             os.replace(self.partial, self.path)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 class CsvSink(_AtomicFile):
@@ -91,8 +143,9 @@ class JsonlSink(_AtomicFile):
         record = {"frame": result.frame.index, "timestamp": round(result.frame.timestamp, 6), "faces": [
             {"face_id": int(faces.face_id[i]), "confidence": round(float(faces.score[i]), 4),
              "success": bool(faces.success[i]), "box": [round(float(v), 3) for v in faces.boxes[i]],
-             "landmarks": np.round(faces.xy[i], 3).tolist(),
-             "landmark_confidence": np.round(faces.confidence[i], 3).tolist()}
+             # float64 before rounding: a rounded float32 printed as a Python float is 131.718994140625
+             "landmarks": np.round(faces.xy[i].astype(np.float64), 3).tolist(),
+             "landmark_confidence": np.round(faces.confidence[i].astype(np.float64), 3).tolist()}
             for i in range(len(faces))]}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
@@ -134,14 +187,16 @@ class VideoSink(_AtomicFile):
         self._container = None
 
     def __enter__(self) -> "VideoSink":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.check()
+        if not self.direct:
+            self._lock()
         return self
 
     def _open(self, width: int, height: int) -> None:
         import av
         from fractions import Fraction
 
-        self._container = av.open(str(self.partial), mode="w", format="mp4")
+        self._container = av.open(str(self.partial), mode="w", format="mp4")   # the partial file is locked
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(self.fps).limit_denominator(1000) if self.fps else Fraction(25)
         self._stream = self._container.add_stream(codec, rate=rate)
@@ -175,6 +230,10 @@ class VideoSink(_AtomicFile):
                 self._container.mux(packet)
             self._container.close()
             self._finalise()
+        else:   # no frame came: keep whatever the path held, drop the empty partial
+            if not self.direct and self.partial.exists() and self.partial.stat().st_size == 0:
+                self.partial.unlink()
+            self._release()
 
 
 class FaceDumpSink:

@@ -68,7 +68,12 @@ def load_backend(weights: str | Path | None = None, kind: str = "auto", device: 
     # An exported .onnx file only runs on ONNX Runtime: `auto` means that runtime for it.
     kind = "onnxruntime" if kind == "auto" and weights.suffix == ".onnx" else resolve_kind(kind)
     if kind == "torch":
-        from .torch_backend import TorchBackend
+        try:
+            from .torch_backend import TorchBackend
+        except ImportError:
+            from sht_model.errors import BackendError
+
+            raise BackendError("--backend torch needs torch: pip install 'shtrack[torch]'") from None
 
         backend = TorchBackend(weights, device, threads, faces)
     elif kind == "onnxruntime":

@@ -68,8 +68,17 @@ class OnnxBackend:
         # No busy-waiting between runs: spinning ORT threads steal the core the PyAV reader thread decodes on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.cfg = DHLNConfig.from_json(self.session.get_modelmeta().custom_metadata_map["shtrack_config"])
+        from sht_model.errors import WeightsError
+
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 -- ORT raises its own InvalidProtobuf / Fail / ... classes
+            raise WeightsError(f"{path}: not a model ONNX Runtime can load ({str(exc).strip().splitlines()[0][:200]})") from None
+        config = self.session.get_modelmeta().custom_metadata_map.get("shtrack_config")
+        if config is None:
+            raise WeightsError(f"{path}: an ONNX model without shtrack's metadata, not a DHLN export "
+                               "(make one with `shtrack export --weights W.safetensors --onnx W.onnx`)")
+        self.cfg = DHLNConfig.from_json(config)
         self.input_name = self.session.get_inputs()[0].name
         # A user's own .onnx may carry the face output even when it is not wanted; it is fetched only if asked.
         self.faces = faces

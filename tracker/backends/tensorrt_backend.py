@@ -14,10 +14,14 @@ from .onnx_backend import cache_dir
 
 class TensorRTBackend:
     def __init__(self, weights: Path, faces: bool = False):
-        import torch
+        from sht_model.errors import BackendError
 
+        try:
+            import torch
+        except ImportError:
+            raise BackendError("the tensorrt backend needs torch and torch-tensorrt: pip install 'shtrack[tensorrt]'") from None
         if not torch.cuda.is_available():
-            raise RuntimeError("the tensorrt backend needs CUDA; none is visible (use --backend onnxruntime)")
+            raise BackendError("the tensorrt backend needs CUDA; none is visible (use --backend onnxruntime)")
         from sht_model.export import export_tensorrt, tensorrt_config_json
         from sht_model.weights import load_model
 

@@ -14,7 +14,9 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but no CUDA device is visible")
+            from sht_model.errors import BackendError
+
+            raise BackendError("--device cuda asked for, but no CUDA device is visible")
         self.device = torch.device(device)
         self.model = load_model(weights).to(self.device).eval()
         self.inference = DHLNInference(self.model, with_face=faces)
