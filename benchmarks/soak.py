@@ -70,11 +70,11 @@ def run(minutes: float, fps: float, size: tuple[int, int]) -> dict:
             if result.frame.index % max(1, n // 10) == 0:
                 samples.append((result.frame.index, rss_mb()))
         csv_mb = (Path(tmp) / "soak.csv.partial").stat().st_size / 1e6
+        rss_end = rss_mb()          # still streaming: before the tracker, model and sink are torn down
     wall = time.perf_counter() - start
-    samples.append((n, rss_mb()))
     return {"frames": n, "stream_minutes": minutes, "wall_s": wall, "fps": n / wall, "found": found / n,
             "rss_mb": samples, "rss_start_mb": samples[1][1] if len(samples) > 2 else samples[0][1],
-            "rss_end_mb": samples[-1][1], "csv_mb": csv_mb}
+            "rss_end_mb": rss_end, "rss_after_close_mb": rss_mb(), "csv_mb": csv_mb}
 
 
 def main(argv=None) -> int:

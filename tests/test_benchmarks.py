@@ -70,11 +70,10 @@ def test_vertex_map_recovers_the_vertices_that_sit_on_the_68_points():
 
 
 def test_committed_mediapipe_mapping_is_valid():
-    from benchmarks.peers import MAPPING, load_mapping
+    from benchmarks.peers import load_mapping
 
     index, fit = load_mapping()
     assert len(set(index.tolist())) > 60            # distinct vertices, not one point repeated
-    assert fit == json.loads(MAPPING.read_text())
     assert not set(fit["fit_clips"]) & set(fit["held_out_clips"])   # fitted on training clips only
 
 

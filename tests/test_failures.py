@@ -27,9 +27,10 @@ def _shtrack(*args):
 
 
 def _one_line_exit_2(proc, name: str):
+    """Exit 2, and the error is one line naming the input (stderr may carry INFO lines before it)."""
     assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and name in lines[0] and "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and name in errors[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_zero_length_file(tmp_path):
@@ -55,18 +56,18 @@ def test_unreadable_file(tmp_path):
     _one_line_exit_2(_shtrack("--source", str(f), "--csv", str(tmp_path / "o.csv")), "locked.mp4")
 
 
-def test_truncated_mp4_keeps_frames_before_the_damage(tmp_path, tiny_weights):
+def test_truncated_mp4_without_its_index_is_a_one_line_error(tmp_path, tiny_weights):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(40, lambda i: [(100 + 2 * i, 120)], 40, jitter=20))
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     out = tmp_path / "o.csv"
+    # PyAV writes the index (moov) at the end, so cutting the file loses it: the whole file is unreadable, and
+    # a clean error is right. (With the index first, frames before the cut are kept:
+    # test_file_cut_in_half_with_index_first_is_a_partial_result.)
+    assert data.rfind(b"moov") > 0.6 * len(data)
     proc = _shtrack("--source", str(cut), "--csv", str(out), "--weights", str(tiny_weights), "--quiet")
-    if proc.returncode == 2:   # a cut-off moov atom makes the whole file unreadable: a clean error is right
-        _one_line_exit_2(proc, "cut.mp4")
-        return
-    assert proc.returncode == 0, proc.stderr
-    assert len(list(csv.reader(out.open()))) > 1
+    _one_line_exit_2(proc, "cut.mp4")
 
 
 def test_overwritten_middle_is_skipped_not_fatal(tmp_path, tiny_weights):
@@ -94,7 +95,8 @@ def test_odd_frames_do_not_crash(shape, tiny_weights):
     elif image.shape[2] == 4:
         image = image[..., :3].copy()
     result = tracker.process(Frame(1, 0.0, image))
-    assert result.faces.xy.shape[1:] == (68, 2)
+    assert len(result.faces) == 0, "noise is no face"
+    assert {"detect", "infer"} <= set(result.timings), "the frame went through the whole loop"
 
 
 def _write_raw_video(path, codec: str, pix_fmt: str, arrays) -> None:
@@ -189,7 +191,7 @@ def test_fuzz_300vw_reader(tmp_path, name, text):
         records = read_300vw(root)
     except DatasetError:
         return
-    assert records
+    assert all(r.landmarks.shape == (68, 2) for r in records)
 
 
 @FUZZ
@@ -202,23 +204,52 @@ def test_fuzz_csv_resume_reader(tmp_path, blob):
     path = Path(tmp_path) / "o.csv"
     path.write_bytes(b"frame,face_id\n" + blob)
     try:
-        last = _resume_point(path)
+        last, last_id = _resume_point(path)
     except SourceError:
         return   # a CSV that is not ours: a one-line error
-    assert last >= 0
+    assert last >= 0 and last_id >= -1
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["--source", "--csv", "--max-faces", "--min-face", "--smooth", "--backend", "-1",
-                                 "kalman", "x", "--quiet", "nan", "3", "--threads", "--detect-every", "--out",
-                                 "--resume", "--weights", ""]), max_size=8))
-def test_fuzz_cli_arguments(argv):
-    from tracker.cli import build_parser
+TWO_FRAMES = None
 
+
+def _two_frame_clip():
+    global TWO_FRAMES
+    if TWO_FRAMES is None:
+        import tempfile
+        from pathlib import Path
+
+        from tracker.demo import demo_frames
+
+        TWO_FRAMES = write_video(Path(tempfile.mkdtemp()) / "two.mp4", demo_frames(2))
+    return TWO_FRAMES
+
+
+FLAG_VALUES = {"--max-faces": ["-2", "0", "1", "3", "x"], "--min-face": ["-5", "0", "3.9", "4", "16", "64", "nan", "1e9"],
+               "--detect-every": ["-3", "0", "1", "25", "x"], "--smooth": ["none", "kalman", "bogus"],
+               "--min-confidence": ["-1", "0", "0.5", "2"], "--cut-threshold": ["-1", "0", "20", "1e6"],
+               "--detector": ["yunet", "haar", "other"], "--threads": ["0", "1", "2"],
+               "--kalman-process": ["0", "0.02", "-1"], "--model": ["cpu-fast-int8", "nope"]}
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(sorted(FLAG_VALUES)), st.integers(0, 7), max_size=4))
+def test_main_never_shows_a_traceback(tmp_path, flags):
+    """main() itself (not only the parser) with random flag values on a 2-frame clip: it returns an exit code
+    or exits 2 with a usage line; no exception escapes."""
+    from tracker.cli import main
+
+    argv = ["--source", str(_two_frame_clip()), "--quiet", "--csv", str(tmp_path / "o.csv")]
+    for flag, k in flags.items():
+        values = FLAG_VALUES[flag]
+        argv += [flag, values[k % len(values)]]
     try:
-        build_parser().parse_args(argv)
+        code = main(argv)
     except SystemExit as exc:
-        assert exc.code == 2
+        assert exc.code == 2, argv
+        return
+    assert code in (0, 2), argv
 
 
 # ---------------------------------------------------------------- interruption and long streams
@@ -371,8 +402,7 @@ def test_twenty_faces_get_twenty_stable_ids(bundled_weights):
         ids_per_frame.append(set(result.faces.face_id[result.faces.success].tolist()))
     fps = len(frames) / (time.perf_counter() - start)
     print(f"20-face scene: {len(ids_per_frame[-1])} faces tracked, {fps:.1f} FPS")
-    assert len(ids_per_frame[-1]) >= 18
-    assert ids_per_frame[-1] == ids_per_frame[-2] == ids_per_frame[-3]
+    assert all(ids == set(range(20)) for ids in ids_per_frame), ids_per_frame
 
 
 # ---------------------------------------------------------------- outputs that must not destroy or corrupt
@@ -420,7 +450,7 @@ def test_device_full_is_its_own_exit_code(tmp_path):
         pytest.skip("making a device node needs root")
     proc = _demo_args("--csv", str(device))
     assert proc.returncode == 4, proc.stderr
-    assert proc.stderr.count("\n") == 1 and "No space left" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "No space left" in proc.stderr and "Traceback" not in proc.stderr
     assert __import__("stat").S_ISCHR(os.stat(device).st_mode), "the device was replaced"
 
 
@@ -494,3 +524,91 @@ def test_jsonl_values_carry_at_most_3_decimals(tmp_path):
     text = (tmp_path / "d.jsonl").read_text()
     assert json.loads(text.splitlines()[0])["faces"][0]["landmarks"]
     assert not re.search(r"\.\d{7,}", text), "float32 noise in the JSON"
+
+
+# ---------------------------------------------------------------- partial inputs, image folders, batch, resume
+
+def _faststart_clip(path, frames):
+    """An MP4 with its index at the front (movflags=faststart), as web-ready files are."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_file_cut_in_half_with_index_first_is_a_partial_result(tmp_path):
+    from tracker.demo import demo_frames
+
+    full = tmp_path / "full.mp4"
+    _faststart_clip(full, demo_frames(100))
+    data = full.read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(data[: len(data) // 2])
+    proc = _shtrack("--source", str(half), "--csv", str(tmp_path / "h.csv"))
+    assert proc.returncode == 3, proc.stderr
+    assert "ended early" in proc.stderr and "Traceback" not in proc.stderr
+    rows = list(csv.reader((tmp_path / "h.csv").open()))
+    frames = {int(r[0]) for r in rows[1:]}
+    assert 20 < len(frames) < 100 and frames == set(range(1, len(frames) + 1)), "frames before the cut are kept"
+
+
+def test_image_folder_frames_are_separate_photos_with_a_file_column(tmp_path):
+    import cv2
+
+    from tracker.demo import demo_frames
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    frames = demo_frames(100)
+    for i, k in enumerate((0, 50, 99)):
+        cv2.imwrite(str(folder / f"p{i}.png"), frames[k])
+    proc = _shtrack("--source", str(folder), "--quiet", "--csv", str(tmp_path / "p.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["file"] for r in rows] == ["p0.png", "p1.png", "p2.png"]
+    ids = [r["face_id"] for r in rows if r["success"] == "1"]
+    assert len(ids) == 3 and len(set(ids)) == 3, "a track never carries from one photo to the next"
+
+
+def test_batch_outputs_are_distinct_for_same_stem_and_single_file_flags_refused(tmp_path, tiny_weights):
+    from tracker.demo import demo_frames
+
+    videos = tmp_path / "in"
+    videos.mkdir()
+    write_video(videos / "a.mp4", demo_frames(3))
+    write_video(videos / "a.mov", demo_frames(3))
+    write_video(videos / "b.mp4", demo_frames(3))
+    proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "out"), "--quiet", "--weights", str(tiny_weights))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mov.csv", "a.mp4.csv", "b.csv"]
+    proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "o2"), "--jsonl", str(tmp_path / "x.jsonl"))
+    _one_line_exit_2(proc, "batch mode")
+
+
+def test_resume_refuses_a_video_and_trims_the_jsonl(tmp_path):
+    import json
+
+    proc = _shtrack("--source", "demo", "--quiet", "--resume", "--csv", str(tmp_path / "d.csv"),
+                    "--save-video", str(tmp_path / "d.mp4"))
+    _one_line_exit_2(proc, "d.mp4")
+    # A run stopped after frame 40: CSV and JSONL hold frames 1-40 (the JSONL with half of frame 41).
+    full = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--jsonl", str(tmp_path / "d.jsonl"))
+    assert full.returncode == 0
+    rows = (tmp_path / "d.csv").read_text().splitlines()
+    (tmp_path / "d.csv").write_text("\n".join(r for r in rows if not r[0].isdigit() or int(r.split(",")[0]) <= 40) + "\n")
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    (tmp_path / "d.jsonl").write_text("\n".join(lines[:40]) + "\n" + lines[40][:30])
+    proc = _shtrack("--source", "demo", "--quiet", "--resume", "--csv", str(tmp_path / "d.csv"),
+                    "--jsonl", str(tmp_path / "d.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    frames = [json.loads(ln)["frame"] for ln in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert frames == list(range(1, 101)), "every frame once, in order"
+    ids = [int(r.split(",")[1]) for r in (tmp_path / "d.csv").read_text().splitlines()[1:]]
+    before, after = set(ids[:39]), set(ids[39:])
+    assert not before & after - {-1}, "ids after a resume continue above the ones before"

@@ -345,7 +345,7 @@ def test_cli_model_flag_picks_bundled_weights(tmp_path):
 def test_cli_missing_file_exits_2_with_one_line(tmp_path):
     proc = _shtrack("--source", str(tmp_path / "nope.mp4"), "--csv", str(tmp_path / "x.csv"))
     assert proc.returncode == 2
-    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    err = [ln for ln in proc.stderr.splitlines() if "error" in ln]    # INFO lines go to stderr too
     assert len(err) == 1 and "nope.mp4" in err[0] and "Traceback" not in proc.stderr
 
 

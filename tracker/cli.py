@@ -7,7 +7,7 @@
     shtrack train dhln ...                         # training (python -m train)
     shtrack export --weights W.safetensors --onnx W.onnx
     shtrack export --weights W.safetensors --int8 W-int8.onnx --calibration-data ../shared/data/300w_train
-Exit codes: 0 success, 2 bad input, 4 writing outputs failed (disk full, I/O error; rows so far kept),
+Exit codes: 0 success, 2 bad input, 3 the input ended early (outputs partial), 4 writing outputs failed (disk full, I/O error; rows so far kept),
 130 interrupted (outputs written so far are kept and finalised).
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 log = logging.getLogger("shtrack")
 
+EXIT_PARTIAL = 3                                    # the input ended early: outputs hold what was read
 EXIT_OUTPUT_FAILED = 4                              # disk full or an I/O error while writing outputs
 OUTPUT_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}
 
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--jsonl", type=Path, help="JSON lines, one frame per line, with per-landmark confidence")
     out.add_argument("--save-video", type=Path, help="annotated MP4")
     out.add_argument("--save-faces", type=Path, metavar="DIR", help="hallucinated faces of each track as PNG")
-    out.add_argument("--save-faces-every", type=int, default=10, metavar="N")
+    out.add_argument("--save-faces-every", type=_at_least(1, int), default=10, metavar="N",
+                     help="with --save-faces: one PNG per track every N frames")
     out.add_argument("--out", type=Path, metavar="DIR", help="batch mode: one CSV per video of --source DIR")
     out.add_argument("--no-missing-rows", action="store_true", help="no success=0 row for frames without a face")
     out.add_argument("--resume", action="store_true", help="continue an interrupted CSV after its last frame")
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
     which.add_argument("--model", choices=sorted(BUNDLED), help="bundled weights by name (default cpu-rt; "
                        "cpu-fast: one stack, faster, less accurate: MODEL_CARD.md)")
-    model.add_argument("--backend", default="auto", choices=KINDS)
+    model.add_argument("--backend", default="auto", choices=KINDS,
+                       help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
     model.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
     from .detector import DETECTORS
@@ -70,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     trk.add_argument("--detect-every", type=_at_least(1, int), default=defaults.detect_every, metavar="N",
                      help="search every part of the frame for new faces once per N frames (the cost is spread "
                           "over them; the first frame and shot changes are searched whole)")
-    trk.add_argument("--min-confidence", type=float, default=defaults.min_confidence,
+    trk.add_argument("--min-confidence", type=_at_least(0.0), default=defaults.min_confidence,
                      help="mean heatmap peak below which a frame counts as a miss")
     trk.add_argument("--cut-threshold", type=_at_least(0, float), default=defaults.cut_threshold,
                      help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
     trk.add_argument("--smooth", default="none", choices=["kalman", "none"],
                      help="kalman: steadier static faces, but it lags moving ones (README, Results)")
-    trk.add_argument("--kalman-measurement", type=float, default=None, help="measurement noise / face size")
-    trk.add_argument("--kalman-process", type=float, default=None, help="process noise / face size")
+    trk.add_argument("--kalman-measurement", type=_at_least(0.0), default=None, help="measurement noise / face size")
+    trk.add_argument("--kalman-process", type=_at_least(0.0), default=None, help="process noise / face size")
     return p
 
 
@@ -88,8 +91,10 @@ def _at_least(lowest: float, kind=float):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be >= {lowest:g}, not {text}")
+        if not value >= lowest:    # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be a number >= {lowest:g}, not {text}")
+        if value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be finite, not {text}")
         return value
     return parse
 
@@ -184,6 +189,9 @@ def run(args) -> int:
         raise SourceError(f"{args.source}: --out needs a folder of videos ({', '.join(VIDEO_EXTS)})")
     if videos and args.out is None:
         raise SourceError(f"{args.source}: a folder of videos needs --out DIR (one CSV per video)")
+    if videos and (args.jsonl or args.save_video or args.save_faces or args.csv):
+        raise SourceError(f"{args.source}: batch mode writes one CSV per video into --out; --csv, --jsonl, "
+                          "--save-video and --save-faces name single files: run videos one by one for those")
     if args.ray and not videos:
         raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR")
     if videos and args.ray:
@@ -203,7 +211,8 @@ def _default_outputs(args, name: str) -> None:
         return
     stem = "demo" if name == "demo" else Path(name).stem
     args.csv = Path("shtrack_out") / f"{stem}.csv"
-    args.save_video = Path("shtrack_out") / f"{stem}_annotated.mp4"
+    if not args.resume:   # an annotated video cannot be resumed
+        args.save_video = Path("shtrack_out") / f"{stem}_annotated.mp4"
 
 
 def run_one(args, spec: str, backend) -> int:
@@ -212,18 +221,27 @@ def run_one(args, spec: str, backend) -> int:
     from .sources import open_source
     from .ui import Monitor
 
+    if args.resume and args.save_video:
+        from .sources import SourceError
+
+        raise SourceError(f"{args.save_video}: --resume cannot continue an annotated video (it would hold only the "
+                          "resumed part); resume without --save-video")
     src = open_source(spec)
     if not src.live:
         _default_outputs(args, spec)
-    skip_until = _resume_point(args.csv) if args.resume and args.csv else 0
-    tracker = FaceTracker(backend, _options(args), args.threads)
+    skip_until, last_id = _resume_point(args.csv) if args.resume and args.csv else (0, -1)
+    if args.resume and args.jsonl:
+        _trim_jsonl(args.jsonl, skip_until)
+    # After a resume, tracks are new: their ids continue above the CSV's, so no id names two people.
+    tracker = FaceTracker(backend, _options(args), args.threads, first_id=last_id + 1)
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)
         sinks = []
         if args.show:   # first: a machine without a GUI fails before any output file is touched
             sinks.append(stack.enter_context(WindowSink()))
         if args.csv:
-            sinks.append(stack.enter_context(CsvSink(args.csv, not args.no_missing_rows, resume=args.resume)))
+            sinks.append(stack.enter_context(CsvSink(args.csv, not args.no_missing_rows, resume=args.resume,
+                                                     file_column=src.photos)))
         if args.jsonl:
             sinks.append(stack.enter_context(JsonlSink(args.jsonl, resume=args.resume)))
         if args.save_video:
@@ -237,18 +255,22 @@ def run_one(args, spec: str, backend) -> int:
             monitor.update(result)
     if src.skipped:
         log.warning("%s: %d damaged frames/packets skipped", src.name, src.skipped)
+    if src.ended_early:
+        log.warning("%s: ended early, after frame %d: the outputs are partial", src.name, src.frames_read)
+        return EXIT_PARTIAL
     for label, path in (("csv", args.csv), ("jsonl", args.jsonl), ("video", args.save_video), ("faces", args.save_faces)):
         if path and not args.quiet:
             log.info("%s: %s", label, path)
     return 0
 
 
-def _resume_point(csv_path: Path) -> int:
-    """Last complete frame of an interrupted CSV (final or .partial); a trailing half row is cut off."""
+def _resume_point(csv_path: Path) -> tuple[int, int]:
+    """(last complete frame, highest face id) of an interrupted CSV (final or .partial); a trailing half row
+    and the rows of the last frame (maybe incomplete) are cut off."""
     partial = csv_path.with_name(csv_path.name + ".partial")
     path = partial if partial.exists() else csv_path
     if not path.exists():
-        return 0
+        return 0, -1
     data = path.read_bytes()
     cut = data.rfind(b"\n") + 1
     if cut < len(data):
@@ -257,7 +279,7 @@ def _resume_point(csv_path: Path) -> int:
         data = data[:cut]
     lines = data.decode(errors="replace").splitlines()
     if len(lines) < 2:
-        return 0
+        return 0, -1
     try:
         last = int(lines[-1].split(",", 1)[0])
     except ValueError:
@@ -267,7 +289,26 @@ def _resume_point(csv_path: Path) -> int:
     # Rows of the last frame may be incomplete if the run died between faces: redo that frame.
     keep = [ln for ln in lines if not ln.startswith(f"{last},")]
     path.write_text("\n".join(keep) + "\n")
-    return last - 1
+    ids = [int(ln.split(",", 2)[1]) for ln in keep[1:] if ln.count(",") > 1 and ln.split(",", 2)[1].lstrip("-").isdigit()]
+    return last - 1, max(ids, default=-1)
+
+
+def _trim_jsonl(path: Path, last_kept: int) -> None:
+    """Drop the JSONL records after frame `last_kept` (and a half-written last line) before a resume."""
+    import json
+
+    partial = path.with_name(path.name + ".partial")
+    path = partial if partial.exists() else path
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            if json.loads(line)["frame"] <= last_kept:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            break
+    path.write_text("".join(ln + "\n" for ln in keep))
 
 
 def run_batch(args, videos: list[Path], backend) -> int:
@@ -277,22 +318,32 @@ def run_batch(args, videos: list[Path], backend) -> int:
     from .sources import SourceError
 
     args.out.mkdir(parents=True, exist_ok=True)
-    failed = []
+    failed, partial = [], []
+    names = batch_names(videos)
     with Progress(disable=args.quiet, transient=True) as progress:
         task = progress.add_task("videos", total=len(videos))
         for video in videos:
             one = argparse.Namespace(**vars(args))
-            one.csv, one.jsonl, one.save_video, one.save_faces, one.show = args.out / f"{video.stem}.csv", None, None, None, False
+            one.csv, one.jsonl, one.save_video, one.save_faces, one.show = args.out / f"{names[video]}.csv", None, None, None, False
             one.quiet = True
             try:
-                run_one(one, str(video), backend)
+                if run_one(one, str(video), backend) == EXIT_PARTIAL:
+                    partial.append(video)
             except SourceError as exc:
                 log.error("skipped %s", exc)
                 failed.append(video)
             progress.advance(task)
     if not args.quiet:
         log.info("%d of %d videos -> %s", len(videos) - len(failed), len(videos), args.out)
-    return 2 if failed and len(failed) == len(videos) else 0
+    if failed and len(failed) == len(videos):
+        return 2
+    return EXIT_PARTIAL if partial else 0
+
+
+def batch_names(videos: list[Path]) -> dict[Path, str]:
+    """Output stem per video: its stem, or its whole name where two videos share a stem (a.mov, a.mp4)."""
+    stems = [v.stem for v in videos]
+    return {v: v.name if stems.count(v.stem) > 1 else v.stem for v in videos}
 
 
 def export_main(argv: list[str]) -> int:
@@ -304,7 +355,8 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("--int8", type=Path, help="write an int8 ONNX model (heatmaps only; needs --calibration-data)")
     p.add_argument("--calibration-data", type=Path,
                    help="300W-layout folder; int8 ranges are calibrated on its training split (held-out faces unused)")
-    p.add_argument("--calibration-samples", type=int, default=200)
+    p.add_argument("--calibration-samples", type=_at_least(1, int), default=200,
+                   help="training-split faces whose activations set the int8 ranges")
     args = p.parse_args(argv)
     if args.int8 and not args.calibration_data:
         p.error("--int8 needs --calibration-data (a 300W-layout folder of labelled faces)")

@@ -57,7 +57,10 @@ def run_batch_ray(args, videos: list[Path], address: str, max_retries: int = 3, 
     task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_track_file)
     args.out.mkdir(parents=True, exist_ok=True)
     args_dict = {k: v for k, v in vars(args).items() if k not in ("ray",)}
-    pending = [task.remote(args_dict, str(v), str(args.out / f"{v.stem}.csv"), crash_marker) for v in videos]
+    from .cli import batch_names
+
+    names = batch_names(videos)
+    pending = [task.remote(args_dict, str(v), str(args.out / f"{names[v]}.csv"), crash_marker) for v in videos]
     failed = []
     with Progress(disable=args.quiet, transient=True) as progress:
         bar = progress.add_task(f"videos on Ray ({address})", total=len(pending))

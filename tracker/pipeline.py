@@ -61,7 +61,8 @@ class TrackerOptions:
 class FaceTracker:
     """Stateful per-stream tracker; feed frames in order with `process(frame)`."""
 
-    def __init__(self, backend: Backend, options: TrackerOptions | None = None, threads: int = 0):
+    def __init__(self, backend: Backend, options: TrackerOptions | None = None, threads: int = 0,
+                 first_id: int = 0):
         options = options or TrackerOptions()
         if options.hallucinate and not backend.faces:
             raise ValueError("hallucinated faces asked for, but the backend was loaded without them (faces=True)")
@@ -69,15 +70,20 @@ class FaceTracker:
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
         self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses, options.candidate_score,
-                             options.min_detector_score, options.confirm_confidence, options.max_detector_misses)
+                             options.min_detector_score, options.confirm_confidence, options.max_detector_misses,
+                             first_id=first_id)
         self.smoother = Smoother(options.smooth, options.kalman)
         self._frames = 0
+        self._source: str | None = None
 
     def process(self, frame, timings: dict[str, float] | None = None) -> FrameResult:
         timings = {} if timings is None else timings
         opts, cfg = self.options, self.backend.cfg
         t = time.perf_counter()
         cut = self.cuts.is_cut(frame.image) if opts.cut_threshold > 0 else False
+        # Frames of an image folder are unrelated photos (Frame.source names each): every one is a new scene.
+        cut = cut or (self._source is not None and frame.source != self._source)
+        self._source = frame.source
         if cut:   # ids never span a shot change
             self.smoother.forget(self.tracks.clear())
         whole = self._frames == 0 or cut
@@ -112,7 +118,7 @@ class FaceTracker:
             _lap(timings, "detect", t, add=True)
         t = time.perf_counter()
         before = list(self.tracks.active)
-        success, ended = self.tracks.update(xy, confidence)
+        success, ended = self.tracks.update(xy, confidence, frame.size)
         # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
         report = [i for i, tr in enumerate(before) if tr.confirmed]
         ids = np.array([before[i].face_id for i in report], np.int64)

@@ -100,31 +100,35 @@ class CsvSink(_AtomicFile):
     face box. Coordinates carry 3 decimals. Frames without faces get one `success=0` row (face_id -1) unless
     `missing_rows=False`."""
 
-    def __init__(self, path: str | Path, missing_rows: bool = True, resume: bool = False):
+    def __init__(self, path: str | Path, missing_rows: bool = True, resume: bool = False, file_column: bool = False):
         super().__init__(path, resume)
         self.missing_rows = missing_rows
+        self.file_column = file_column    # image folders: which photo a row is from, after the box columns
 
     def __enter__(self) -> "CsvSink":
         existing = self.resume and (self.partial.exists() or self.path.exists())
         self._file = self._open_target(newline="")
         self._writer = csv.writer(self._file)
         if not existing or self._file.tell() == 0:
-            self._writer.writerow(CSV_COLUMNS)
+            self._writer.writerow(CSV_COLUMNS + (["file"] if self.file_column else []))
         return self
 
     def append(self, result: FrameResult) -> None:
         frame, faces = result.frame, result.faces
         if len(faces) == 0 and self.missing_rows:
             self._writer.writerow([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
-                                  + [""] * (2 * NUM_LANDMARKS) + [""] * 4)
+                                  + [""] * (2 * NUM_LANDMARKS) + [""] * 4 + self._file_cell(frame))
         for i in range(len(faces)):
             xy = faces.xy[i]
             row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{faces.score[i]:.3f}",
                    int(faces.success[i])]
             row += [f"{v:.3f}" for v in xy[:, 0]] + [f"{v:.3f}" for v in xy[:, 1]]
             row += [f"{v:.3f}" for v in faces.boxes[i]]
-            self._writer.writerow(row)
+            self._writer.writerow(row + self._file_cell(frame))
         self._file.flush()
+
+    def _file_cell(self, frame) -> list[str]:
+        return [Path(frame.source).name] if self.file_column else []
 
     def __exit__(self, *exc) -> None:
         self._file.close()

@@ -39,6 +39,9 @@ class Source:
         self.name, self._frames, self.total, self.fps, self.live = name, frames, total, fps, live
         self._closer = closer
         self.skipped = 0
+        self.ended_early = False    # the stream stopped before its end (an error, or fewer frames than it declares)
+        self.frames_read = 0
+        self.photos = False         # an image folder: every frame is its own photo (Frame.source names it)
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames
@@ -165,7 +168,14 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
             if index == 0:
                 raise SourceError(f"{name}: cannot decode ({_reason(exc)})") from None
             log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
+            source.ended_early = True
+        else:
+            # A file cut short with its index at the front decodes without an error, just fewer frames.
+            if total and index + source.skipped < 0.98 * total:
+                log.warning("%s: the file declares %d frames, %d could be read", name, total, index)
+                source.ended_early = True
         finally:
+            source.frames_read = index
             container.close()
 
     source._frames, source._closer = _threaded(name, produce, queue_size)
@@ -209,6 +219,7 @@ def open_image_folder(folder: Path, fps: float = 25.0) -> Source:
     if not images:
         raise SourceError(f"{folder}: no images in this folder (and batch mode needs --out DIR for videos)")
     source = Source(str(folder), iter(()), len(images), fps, False)
+    source.photos = True
 
     def frames() -> Iterator[Frame]:
         for i, path in enumerate(images, 1):

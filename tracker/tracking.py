@@ -55,14 +55,14 @@ class Tracks:
 
     def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
                  candidate_score: float = 0.45, min_detector_score: float = 0.6, confirm_confidence: float = 0.55,
-                 max_detector_misses: int = 2, match_iou: float = 0.3):
+                 max_detector_misses: int = 2, match_iou: float = 0.3, first_id: int = 0):
         self.max_faces, self.min_confidence, self.max_misses = max_faces, min_confidence, max_misses
         self.candidate_score = candidate_score
         self.min_detector_score, self.confirm_confidence = min_detector_score, confirm_confidence
         self.max_detector_misses = max_detector_misses
         self.match_iou = match_iou
         self.active: list[Track] = []
-        self._next_id = 0
+        self._next_id = first_id
 
     def __len__(self) -> int:
         return len(self.active)
@@ -117,9 +117,11 @@ class Tracks:
         if track.misses > 0:   # the landmark-driven box drifted: trust the detector
             track.box = detection[:4].copy()
 
-    def update(self, xy: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    def update(self, xy: np.ndarray, confidence: np.ndarray,
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
         """Landmarks of every active track (same order as boxes()) -> success flags (confirmed tracks with
-        trusted landmarks this frame; align with the tracks as they were), ids of ended tracks."""
+        trusted landmarks this frame; align with the tracks as they were), ids of ended tracks. `size`
+        (width, height): a face whose landmark box is centred outside the frame is a miss."""
         success = np.zeros(len(self.active), bool)
         ended, keep = [], []
         confirmed_count = sum(t.confirmed for t in self.active)
@@ -131,6 +133,10 @@ class Tracks:
                 # A face does not halve or double its size between frames: such a box is a failure.
                 ratio = (new_box[2] - new_box[0]) / max(float(track.box[2] - track.box[0]), 1e-6)
                 if not 0.6 < ratio < 1.6 or new_box[2] - new_box[0] < 4:
+                    new_box = None
+            if new_box is not None and size is not None:
+                cx, cy = (new_box[0] + new_box[2]) / 2, (new_box[1] + new_box[3]) / 2
+                if not (0 <= cx < size[0] and 0 <= cy < size[1]):
                     new_box = None
             good = score >= self.min_confidence and new_box is not None
             if not track.confirmed:
