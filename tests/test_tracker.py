@@ -401,3 +401,12 @@ def test_bundled_onnx_files_are_exports_of_the_bundled_weights(name):
         expected = load_model(weights).eval()(torch.from_numpy(x)).heatmaps[-1].numpy()
     got, _ = OnnxBackend(weights).infer(x)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_every_shtrack_flag_has_help():
+    import argparse
+
+    from tracker.cli import build_parser
+
+    actions = [a for a in build_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]

@@ -322,3 +322,14 @@ def test_ddp_two_processes_on_gloo(faces_300w, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "last.safetensors").exists()
     assert json.loads((out / "config.json").read_text())["preset"] == "test"
+
+
+def test_every_train_flag_has_help():
+    import argparse
+
+    from train.__main__ import _parser
+
+    parser = _parser("shtrack train")
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
+    assert parser.format_usage().startswith("usage: shtrack train")

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shtrack: error: training runs from a source checkout with the [train] extra "
                   f"(pip install -e '.[train]'; then python -m train): {exc}", file=sys.stderr)
             return 2
-        return train_main(argv[1:])
+        return train_main(argv[1:], prog="shtrack train")
     if argv and argv[0] == "export":
         try:
             import torch  # noqa: F401

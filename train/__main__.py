@@ -15,32 +15,72 @@ import sys
 from .common import TrainConfig, setup, teardown
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+HELP = {
+    "preset": "DHLN architecture preset (sht_model/config.py)",
+    "data": "labelled faces, 300W layout (196 held out by train/data.py)",
+    "videos": "folder of clips for the sht stage's video pairs",
+    "video_labels": "teacher labels of those clips (300VW layout); without them video pairs are unlabelled",
+    "out": "run folder: checkpoints, last/best.safetensors, TensorBoard logs",
+    "init": "DHLN weights to start from (.safetensors)",
+    "fptn_init": "FPTN weights to start from (.safetensors)",
+    "vgg19_weights": "torchvision VGG-19 state dict for FPTN's perceptual term; none: the term is off",
+    "steps": "optimiser steps (the cosine schedule spans them)",
+    "batch_size": "samples per step (per process under torchrun)",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "warmup": "linear warm-up steps before the cosine decay",
+    "eval_every": "steps between held-out evaluations (NME at --val-widths)",
+    "ckpt_every": "steps between checkpoints (--resume continues from the last)",
+    "log_every": "steps between logged losses and gradient shares",
+    "seed": "random seed (data order, augmentation, initialisation)",
+    "workers": "data-loading worker processes",
+    "threads": "torch intra-op threads; 0 = torch's default",
+    "val_fraction": "share of the labelled faces held out (by a hash of their names)",
+    "val_widths": "face widths (px) at which held-out faces are scored",
+    "unlabelled_fraction": "sht: share of unlabelled video pairs in a batch",
+    "fptn_channels": "FPTN generator width",
+    "fptn_blocks": "FPTN pose-attention transfer blocks",
+    "amp": "mixed precision (CUDA only)",
+    "resume": "continue from the run folder's last checkpoint",
+    "max_records": "cap the labelled set (tests); 0 = all",
+    "freeze_bn": "dhln/sht: keep DHLN's BatchNorm statistics fixed (fine-tuning)",
+    "init_partial": "build --preset and copy the --init tensors that fit (a smaller model from a larger one)",
+    "aug_angle": "rotation augmentation, +- degrees (paper: 30)",
+    "aug_scale": "scale augmentation, 1 +- this (paper: 0.2)",
+    "aug_shift": "box-centre jitter, fraction of the face box",
+    "aug_box_jitter": "log-normal sigma of the box-size jitter",
+    "aug_flip": "mirror half the samples (off: 300W's x labels are not mirror-symmetric, MODEL_CARD.md)",
+    "ema_decay": "dhln: ship and score an exponential moving average of the weights (e.g. 0.998); 0 = off",
+}
+
+
+def _parser(prog: str = "python -m train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["dhln", "fptn", "sht"])
+    p.add_argument("stage", choices=["dhln", "fptn", "sht"], help="dhln: Eq. 4; fptn: pose transfer; sht: Eq. 9-10")
     p.add_argument("--config", help="TOML or JSON file with TrainConfig keys")
     for f in dataclasses.fields(TrainConfig):
         if f.name == "stage":
             continue
         flag = "--" + f.name.replace("_", "-")
+        helptext = f"{HELP[f.name]} (default: {f.default})"
         if f.type == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         elif f.name == "val_widths":
-            p.add_argument(flag, type=float, nargs="+", default=None)
+            p.add_argument(flag, type=float, nargs="+", default=None, help=helptext)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type]
-            p.add_argument(flag, type=typ, default=None)
+            p.add_argument(flag, type=typ, default=None, help=helptext)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "label":
         from .label import main as label_main
 
         return label_main(argv[1:])
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("stage", "config") and v is not None}
     if "val_widths" in overrides:
         overrides["val_widths"] = tuple(overrides["val_widths"])

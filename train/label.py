@@ -87,7 +87,7 @@ def label_video(video: Path, out_dir: Path, teacher: DlibTeacher, stride: int = 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.label", description=__doc__.split("\n\n")[0])
     p.add_argument("videos", type=Path, help="folder of videos (or one video)")
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, help="output folder: <clip>/annot/NNNNNN.pts (300VW layout)")
     p.add_argument("--stride", type=int, default=1, help="label every N-th frame")
     p.add_argument("--only", nargs="*", default=None, help="clip names (stems) to label")
     args = p.parse_args(argv)
