@@ -333,3 +333,62 @@ def test_every_train_flag_has_help():
     actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
     assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
     assert parser.format_usage().startswith("usage: shtrack train")
+
+
+def _fptn_and_dhln():
+    from sht_model import build_model
+    from sht_model.fptn import FPTN, FPTNConfig
+
+    torch.manual_seed(0)
+    dhln = build_model("test")
+    return dhln, FPTN(FPTNConfig(face_size=dhln.cfg.face_size, channels=8, num_blocks=1))
+
+
+def test_a_transfer_step_moves_the_pose_stream():
+    """Eq. 9: the transfer loss alone (an unlabelled pair) changes DHLN's hourglass, through the heatmaps
+    FPTN is conditioned on."""
+    from train.loops import _generator_loss
+
+    dhln, fptn = _fptn_and_dhln()
+    x_a, x_b = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    face_b = torch.rand(2, 3, dhln.cfg.face_size, dhln.cfg.face_size) * 2 - 1
+    out_a, out_b = dhln(x_a), dhln(x_b)
+    terms, _, _ = _generator_loss(fptn, None, out_a.face, out_a.heatmaps[-1], out_b.heatmaps[-1], face_b,
+                                  losses.LossWeights())
+    hourglass = list(dhln.stacks[0].hourglass.parameters())
+    grads = torch.autograd.grad(terms["transfer_l1"], hourglass, retain_graph=True, allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    before = [p.detach().clone() for p in hourglass]
+    opt = torch.optim.AdamW(dhln.parameters(), lr=1e-3)
+    sum(terms.values()).backward()
+    opt.step()
+    change = sum(float((p - q).abs().sum()) for p, q in zip(hourglass, before)) / sum(float(q.abs().sum()) for q in before)
+    assert change > 1e-4, change
+
+
+def test_the_adversarial_term_does_not_reach_dhln_through_the_discriminators_conditions():
+    from train.loops import _generator_loss
+
+    dhln, fptn = _fptn_and_dhln()
+    size = dhln.cfg.face_size
+    constant = torch.zeros(2, 3, size, size, requires_grad=True)
+    fptn.generator.forward = lambda face, cond, target: constant * 1.0    # the fake ignores its inputs
+    cond_face = torch.rand(2, 3, size, size, requires_grad=True)
+    target_hm = torch.rand(2, 68, 16, 16, requires_grad=True)
+    terms, _, _ = _generator_loss(fptn, None, cond_face, torch.rand(2, 68, 16, 16), target_hm,
+                                  torch.rand(2, 3, size, size), losses.LossWeights())
+    grads = torch.autograd.grad(terms["gan"], [cond_face, target_hm, constant], allow_unused=True)
+    assert grads[0] is None and grads[1] is None, "D_A's condition face and D_S's heatmaps are detached"
+    assert grads[2] is not None and float(grads[2].abs().sum()) > 0, "the fake still gets the GAN gradient"
+
+
+def test_video_pairs_are_two_different_frames_from_anywhere_in_the_clip():
+    from sht_model import build_model
+    from train.video import VideoPairs
+
+    frames = [(np.full((4, 4, 3), k, np.uint8), None, None) for k in range(40)]
+    pairs = VideoPairs("unused", build_model("test").cfg, clips=[frames])
+    pairs._sample = lambda image, box, xy, rng, width, flip: {"frame": int(image[0, 0, 0])}
+    drawn = [(p["a"]["frame"], p["b"]["frame"]) for p in (pairs[i] for i in range(len(pairs)) for _ in range(3))]
+    assert all(a != b for a, b in drawn)
+    assert max(abs(a - b) for a, b in drawn) > 30, "pairs span the clip, not a window"

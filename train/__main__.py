@@ -38,6 +38,7 @@ HELP = {
     "val_fraction": "share of the labelled faces held out (by a hash of their names)",
     "val_widths": "face widths (px) at which held-out faces are scored",
     "unlabelled_fraction": "sht: share of unlabelled video pairs in a batch",
+    "fptn_lr": "sht: FPTN's own peak learning rate (its generator and discriminators keep their optimisers)",
     "fptn_channels": "FPTN generator width",
     "fptn_blocks": "FPTN pose-attention transfer blocks",
     "amp": "mixed precision (CUDA only)",

@@ -52,6 +52,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_widths: tuple[float, ...] = (16.0, 32.0)
     unlabelled_fraction: float = 0.5                 # share of video pairs in an sht batch
+    fptn_lr: float = 2e-4                             # sht: FPTN's own learning rate (the fptn stage's)
     fptn_channels: int = 32
     fptn_blocks: int = 4
     amp: bool = True                                  # only takes effect on CUDA

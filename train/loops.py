@@ -150,14 +150,19 @@ def _vgg(cfg: TrainConfig, rt: Runtime):
 
 
 def _generator_loss(fptn, vgg, cond_face, cond_hm, target_hm, target_face, w: losses.LossWeights):
-    """FPTN generator objective: LSGAN on both discriminators + L1 + perceptual L1. Returns (loss, fake)."""
+    """FPTN generator objective: LSGAN on both discriminators + L1 + perceptual L1 (norms per sample, like
+    Eq. 4's: train/losses.py). Returns (weighted terms, fake, logged parts).
+
+    The discriminators' conditioning inputs (the condition face for D_A, the target heatmaps for D_S) are
+    detached: in the sht stage they are DHLN's outputs, and the adversarial term should not train DHLN to make
+    the discriminators' task easier; it reaches DHLN only through the generated face, like L1."""
     fake = fptn(cond_face, cond_hm, target_hm)
-    gan = losses.lsgan(fptn.appearance_logits(cond_face, fake), True) + \
-        losses.lsgan(fptn.shape_logits(target_hm, fake), True)
-    l1 = torch.nn.functional.l1_loss(fake, target_face)
+    gan = losses.lsgan(fptn.appearance_logits(cond_face.detach(), fake), True) + \
+        losses.lsgan(fptn.shape_logits(target_hm.detach(), fake), True)
+    l1 = losses.pixel_loss(fake, target_face).mean()
     perc = losses.perceptual_loss(vgg, fake, target_face)
-    total = w.gan * gan + w.transfer_l1 * l1 + w.perceptual * perc
-    return total, fake, {"gan_g": gan.detach(), "l1": l1.detach(), "perceptual": perc.detach()}
+    terms = {"gan": w.gan * gan, "transfer_l1": w.transfer_l1 * l1, "perceptual": w.perceptual * perc}
+    return terms, fake, {"gan_g": gan.detach(), "l1": l1.detach(), "perceptual": perc.detach()}
 
 
 def _discriminator_loss(fptn, cond_face, target_hm, real, fake):
@@ -189,7 +194,8 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
-        loss_g, fake, parts = _generator_loss(core, vgg, a["face"], a["heatmaps"], b["heatmaps"], b["face"], w)
+        terms, fake, parts = _generator_loss(core, vgg, a["face"], a["heatmaps"], b["heatmaps"], b["face"], w)
+        loss_g = sum(terms.values())
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -231,11 +237,19 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
         parts_ds += [video] * repeats
         log.info("sht: %d labelled pairs, %d unlabelled video pairs x%d (gamma1 = 0)", labelled, len(video), repeats)
     dataset = ConcatDataset(parts_ds)
-    opt = torch.optim.AdamW(list(dhln.parameters()) + list(core.generator.parameters()), lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+    # DHLN and FPTN keep their own optimisers and rates: FPTN goes on as the fptn stage left it (its optimiser
+    # state is taken from that run's state.pt when it lies beside --fptn-init), at --fptn-lr.
+    opt = torch.optim.AdamW(dhln.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_g = torch.optim.Adam(core.generator.parameters(), lr=cfg.fptn_lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
-                             lr=cfg.lr, betas=(0.5, 0.999))
-    start = load_checkpoint(cfg, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "d": opt_d})
+                             lr=cfg.fptn_lr, betas=(0.5, 0.999))
+    fptn_state = Path(cfg.fptn_init).parent / "state.pt" if cfg.fptn_init else None
+    if fptn_state is not None and fptn_state.exists() and not cfg.resume:
+        saved = torch.load(fptn_state, map_location="cpu", weights_only=True)["optimizers"]
+        opt_g.load_state_dict(saved["g"])
+        opt_d.load_state_dict(saved["d"])
+        log.info("sht: FPTN optimiser state from %s", fptn_state)
+    start = load_checkpoint(cfg, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d})
     w = losses.LossWeights()
     best, batches = float("inf"), _batches(dataset, cfg, rt)
     for step in range(start, cfg.steps):
@@ -243,34 +257,43 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
         a, b, labelled = batch["a"], batch["b"], batch["labelled"]
         if cfg.freeze_bn:   # re-applied each step: evaluation puts the model back in train mode
             freeze_batchnorm(dhln)
-        for o in (opt, opt_d):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        for o in (opt_g, opt_d):
             for group in o.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr_at(step, cfg) * cfg.fptn_lr / cfg.lr
         out_a, out_b = dhln(a["input"]), dhln(b["input"])
-        loss_a, parts = losses.dhln_loss(out_a.heatmaps, out_a.face, a["heatmaps"], a["face"], w, labelled)
-        loss_b, _ = losses.dhln_loss(out_b.heatmaps, out_b.face, b["heatmaps"], b["face"], w, labelled)
+        terms_a = losses.dhln_terms(out_a.heatmaps, out_a.face, a["heatmaps"], a["face"], w, labelled)
+        terms_b = losses.dhln_terms(out_b.heatmaps, out_b.face, b["heatmaps"], b["face"], w, labelled)
         # Transfer both ways through DHLN's own predictions: the gradient reaches DHLN through the
-        # hallucinated condition face and both heatmap sets.
+        # hallucinated condition face and both heatmap sets (Eq. 9).
         hm_a, hm_b = out_a.heatmaps[-1], out_b.heatmaps[-1]
         t_ab, fake_b, tparts = _generator_loss(core, vgg, out_a.face, hm_a, hm_b, b["face"], w)
         t_ba, fake_a, _ = _generator_loss(core, vgg, out_b.face, hm_b, hm_a, a["face"], w)
-        loss = loss_a + loss_b + t_ab + t_ba
+        terms = {k: terms_a[k] + terms_b[k] for k in terms_a}
+        terms.update({f"transfer_{k}": t_ab[k] + t_ba[k] for k in t_ab})
+        loss = sum(terms.values())
+        logging_step = step % cfg.log_every == 0 or step == cfg.steps - 1
+        shares = losses.gradient_shares(list(dhln.parameters()), terms) if logging_step else {}
         opt.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dhln.parameters(), 5.0)
         opt.step()
+        opt_g.step()
         loss_d = _discriminator_loss(core, out_a.face.detach(), hm_b.detach(), b["face"], fake_b) + \
             _discriminator_loss(core, out_b.face.detach(), hm_a.detach(), a["face"], fake_a)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            log_scalars(rt, step, {"loss": loss.detach(), "loss_d": loss_d.detach(), **parts, **tparts,
-                                   "labelled": labelled.mean()})
+        if logging_step:
+            log_scalars(rt, step, {"loss": loss.detach(), "loss_d": loss_d.detach(),
+                                   **{k: v.detach() for k, v in terms.items()}, **tparts,
+                                   **{f"grad_share_{k}": v for k, v in shares.items()}, "labelled": labelled.mean()})
         if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
             best = _evaluate(cfg, rt, dhln, val, step + 1, best)
         if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
-            save_checkpoint(cfg, rt, step + 1, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "d": opt_d}, {})
+            save_checkpoint(cfg, rt, step + 1, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d}, {})
     return Path(cfg.out) / "last.safetensors"
 
 

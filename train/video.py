@@ -1,8 +1,9 @@
 """Unlabelled video frame pairs for the SHT stage (Sec. 4.1: two frames j, k of one clip).
 
 Each clip is decoded once (every `stride`-th frame); the face is found with the tracker's detector on
-the full-resolution frame and each frame's square crop is kept at HR_SIZE in memory. A pair is two crops
-of one clip at most `max_gap` kept frames apart, both degraded to the same face width. Without labels the heatmap
+the full-resolution frame and each frame's square crop is kept at HR_SIZE in memory. A pair is two different
+kept frames of one clip drawn from anywhere in it ("two frames randomly", Sec. 4.1), both degraded to the same
+face width. Without labels the heatmap
 term is dropped for these pairs (gamma1 = 0, Eq. 10); with teacher labels (`--video-labels`) they count as
 labelled pairs (gamma1 = 1), like 300VW's.
 """
@@ -77,12 +78,12 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
 
 
 class VideoPairs(Dataset):
-    def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3, max_gap: int = 10,
+    def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3,
                  exclude: tuple[str, ...] = HELD_OUT_CLIPS, aug: Augment = Augment(max_angle=10.0),
                  degrade_cfg: DegradeConfig = DegradeConfig(), labels: str | Path | None = None,
                  clips: list | None = None, drop_labels: bool = False):
         """`clips` reuses another VideoPairs' decoded frames; `drop_labels` treats them as unlabelled."""
-        self.cfg, self.seed, self.max_gap, self.aug, self.degrade_cfg = cfg, seed, max_gap, aug, degrade_cfg
+        self.cfg, self.seed, self.aug, self.degrade_cfg = cfg, seed, aug, degrade_cfg
         self.epoch = 0
         self.drop_labels = drop_labels
         self.clips = clips if clips is not None else []
@@ -104,9 +105,10 @@ class VideoPairs(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i, 7])
         clip, j = self.index[i]
         faces = self.clips[clip]
-        k = int(np.clip(j + rng.integers(-self.max_gap, self.max_gap + 1), 0, len(faces) - 1))
+        k = int(rng.integers(len(faces) - 1))
+        k += k >= j                         # any other kept frame of the clip, never frame j itself
         width = sample_face_width(rng, self.degrade_cfg)
-        flip = rng.random() < 0.5
+        flip = self.aug.flip and rng.random() < 0.5
         (img_a, box_a, xy_a), (img_b, box_b, xy_b) = faces[j], faces[k]
         if self.drop_labels:
             # Keep the landmark-centred crop box, forget the points: an unlabelled pair (gamma1 = 0).
