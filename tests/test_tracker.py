@@ -309,7 +309,7 @@ def test_bundled_int8_models_agree_with_their_float_models(name):
 @pytest.mark.parametrize("name", ["cpu-rt", "cpu-fast"])
 def test_bundled_models_have_no_left_right_bias_against_the_labels(name):
     """Mirroring is not a symmetry of 300W's x labels: a model whose last fine-tune mirrored faces lands ~0.2 input
-    px left of the labels on average (session 4's weights: -0.22). The shipped ones must not."""
+    px left of the labels on average (round 4's weights: -0.22). The shipped ones must not."""
     from sht_model.heatmap import decode, from_heatmap_coords
     from tracker.backends import BUNDLED, load_backend
     from train.data import NO_AUGMENT, LabelledFaces, split_records

@@ -10,20 +10,20 @@ python -m train dhln --preset cpu-rt --data $DATA/300w_train --steps 3000 --batc
     --eval-every 250 --ckpt-every 250 --log-every 50 --val-widths 16 24 32 64 --out $RUNS/cpu-rt-dhln
 
 # 2. DHLN continued: a warm restart at half the peak rate, cosine over 4000 more steps (val NME was still
-#    falling at the end of step 1). Session 2 ran its first 1000 steps under --steps 5000 and then resumed with
+#    falling at the end of step 1). Round  ran its first 1000 steps under --steps 5000 and then resumed with
 #    --steps 4000 (MODEL_CARD.md); this line is the schedule it followed from step 1000 on.
 python -m train dhln --preset cpu-rt --init $RUNS/cpu-rt-dhln/best.safetensors --data $DATA/300w_train \
     --steps 4000 --batch-size 32 --lr 1e-3 --warmup 100 --eval-every 500 --ckpt-every 250 --log-every 100 \
     --val-widths 16 24 32 64 --out $RUNS/cpu-rt-dhln2
 
-# 3. FPTN pretrained on true heatmaps and HR faces of 300W rotation/scale pairs. Session 2 stopped this run at
-#    its step-200 checkpoint (fptn.safetensors is rewritten at every checkpoint) to fit the session's time.
+# 3. FPTN pretrained on true heatmaps and HR faces of 300W rotation/scale pairs. Round  stopped this run at
+#    its step-200 checkpoint (fptn.safetensors is rewritten at every checkpoint) to fit the time at hand.
 python -m train fptn --preset cpu-rt --data $DATA/300w_train --steps 300 --batch-size 16 --lr 2e-4 \
     --fptn-channels 32 --fptn-blocks 4 --ckpt-every 100 --log-every 25 --out $RUNS/cpu-rt-fptn
 
 # 4. SHT (Eq. 9-10): DHLN + FPTN on 300W pairs (gamma1 = 1) and UNLABELLED frame pairs of the 14 training
 #    clips (gamma1 = 0; held-out clips are excluded by train/video.py), BatchNorm statistics frozen. No teacher
-#    labels: session 1's SHT run with dlib-labelled clips learned dlib's conventions. (Session 2's first try
+#    labels: round 1's SHT run with dlib-labelled clips learned dlib's conventions. (Round 's first try
 #    without --freeze-bn doubled the held-out NME within 125 steps and was stopped; MODEL_CARD.md.)
 python -m train sht --init $RUNS/cpu-rt-dhln2/best.safetensors --fptn-init $RUNS/cpu-rt-fptn/fptn.safetensors \
     --data $DATA/300w_train --videos $DATA/videos --steps 250 --batch-size 16 --lr 1e-4 --warmup 20 \
@@ -36,10 +36,10 @@ python -m train sht --init $RUNS/cpu-rt-dhln2/best.safetensors --fptn-init $RUNS
 python -m train dhln --init $RUNS/cpu-rt-dhln2/best.safetensors --data $DATA/300w_train --steps 250 \
     --batch-size 16 --lr 1e-4 --warmup 20 --eval-every 125 --ckpt-every 125 --log-every 25 \
     --val-widths 16 24 32 64 --freeze-bn --out $RUNS/cpu-rt-dhln-frozenbn
-# (session 2 shipped $RUNS/cpu-rt-dhln-frozenbn/last.safetensors; session 3 continued from it:)
+# (round 2 shipped $RUNS/cpu-rt-dhln-frozenbn/last.safetensors; round 3 continued from it:)
 
 # 6. A longer frozen-BatchNorm fine-tune of step 5 (new data order, higher peak rate, cosine over 2500 steps).
-#    Session 3 shipped its last step as cpu-rt (kept in git history: commit 56ab64e).
+#    Round  shipped its last step as cpu-rt (kept in git history: commit 56ab64e).
 python -m train dhln --init $RUNS/cpu-rt-dhln-frozenbn/last.safetensors --data $DATA/300w_train --steps 2500 \
     --batch-size 32 --lr 3e-4 --warmup 50 --eval-every 500 --ckpt-every 250 --log-every 50 \
     --val-widths 16 24 32 64 --freeze-bn --seed 7 --out $RUNS/cpu-rt-dhln-frozenbn2
@@ -56,7 +56,7 @@ cp $RUNS/cpu-fast/last.safetensors tracker/assets/shtrack-cpu-fast.safetensors  
 python -m train dhln --init $RUNS/cpu-rt-dhln-frozenbn2/last.safetensors --data $DATA/300w_train --steps 2000 \
     --batch-size 32 --lr 2e-4 --warmup 50 --eval-every 250 --ckpt-every 250 --log-every 50 \
     --val-widths 16 24 32 64 --freeze-bn --seed 13 --aug-angle 15 --aug-scale 0.1 --out $RUNS/cpu-rt-light
-# (session 4 shipped step 8 in commit 66cb632, then went on:)
+# (round 4 shipped step 8 in commit 66cb632, then went on:)
 
 # 9. cpu-rt: step 8 fine-tuned with lighter augmentation still (rotation +-10 deg, scale 0.95-1.05, box-centre
 #    jitter 3% and size jitter 4% instead of 5% / 7%): the tracker's crops come from the last frame's landmarks.
@@ -65,7 +65,7 @@ python -m train dhln --init $RUNS/cpu-rt-light/last.safetensors --data $DATA/300
     --batch-size 32 --lr 1.5e-4 --warmup 50 --eval-every 250 --ckpt-every 250 --log-every 50 \
     --val-widths 16 24 32 64 --freeze-bn --seed 17 --aug-angle 10 --aug-scale 0.05 --aug-shift 0.03 \
     --aug-box-jitter 0.04 --out $RUNS/cpu-rt-lighter
-# (session 4 shipped step 9 in commit 671c3a6; session 5 went on:)
+# (round 4 shipped step 9 in commit 671c3a6; round 5 went on:)
 
 # 10. cpu-rt: step 9 fine-tuned without mirroring (--no-aug-flip: 300W's x labels are not mirror-symmetric, so
 #     models trained with flips sit ~0.22 input px left of the labels on unmirrored faces; MODEL_CARD.md), the
