@@ -118,7 +118,7 @@ def test_new_tracks_are_confirmed_only_when_detector_and_landmarks_agree():
     boxes = np.array([[0, 0, 40, 40, 0.9], [100, 0, 140, 40, 0.9], [200, 0, 240, 40, 0.5]], np.float32)
     tracks.add_detections(boxes)
     assert len(tracks) == 3 and all(t.face_id == -1 for t in tracks.active)
-    xy, conf = _faces([0.8, 0.4, 0.8])           # the second is no face to the landmark model, the third to the detector
+    xy, conf = _faces([0.8, 0.3, 0.8])           # the second is no face to the landmark model, the third to the detector
     success, ended = tracks.update(xy, conf)
     assert success.tolist() == [True, False, False]
     assert [t.face_id for t in tracks.active] == [0], "ids are spent on confirmed faces only"
@@ -232,3 +232,11 @@ def test_faces_validates_shapes_instead_of_reshaping():
         Faces(xy.transpose(0, 2, 1), np.zeros((2, 68)), np.zeros((2, 4)), np.arange(2), np.ones(2, bool))
     with pytest.raises(ValueError, match="boxes"):
         Faces(xy, np.zeros((2, 68)), np.zeros((2, 5)), np.arange(2), np.ones(2, bool))
+
+
+def test_a_sure_detector_confirms_a_face_the_landmark_model_is_less_sure_of():
+    tracks = Tracks(min_confidence=0.35, min_detector_score=0.6, confirm_confidence=0.55, strong_detector_score=0.75)
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.8], [100, 0, 140, 40, 0.65], [200, 0, 240, 40, 0.8]], np.float32))
+    xy, conf = _faces([0.45, 0.45, 0.3])
+    success, _ = tracks.update(xy, conf)
+    assert success.tolist() == [True, False, False]

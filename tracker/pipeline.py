@@ -39,7 +39,8 @@ class TrackerOptions:
     # A face is reported only when the detector and the landmark model agree: thresholds set on the training
     # split's crowd scenes (benchmarks.crowd --fit; README, "Surveillance scenes").
     candidate_score: float = 0.45      # scan detections from this score start tentative tracks
-    min_detector_score: float = 0.6    # detector score at the canonical scale a new track needs
+    min_detector_score: float = 0.6    # detector score (scan or canonical scale) a new track needs...
+    strong_detector_score: float = 0.75  # ...or this much, with landmarks above min_confidence only
     confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
     min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
     max_misses: int = 3
@@ -71,7 +72,7 @@ class FaceTracker:
         self.cuts = CutDetector(options.cut_threshold)
         self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses, options.candidate_score,
                              options.min_detector_score, options.confirm_confidence, options.max_detector_misses,
-                             first_id=first_id)
+                             first_id=first_id, strong_detector_score=options.strong_detector_score)
         self.smoother = Smoother(options.smooth, options.kalman)
         self._frames = 0
         self._source: str | None = None

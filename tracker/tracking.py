@@ -34,6 +34,7 @@ class Track:
     face_id: int                         # -1 until confirmed: ids are only spent on faces
     box: np.ndarray                      # crop box for the next frame (landmark-box convention)
     detector_score: float                # the best detector score that agreed with this track
+    scan_score: float = 0.0              # the score of the scan detection that started it
     xy: np.ndarray | None = None         # last raw landmarks
     score: float = 0.0                   # mean heatmap peak of the last frame
     misses: int = 0                      # consecutive frames below the landmark confidence threshold
@@ -48,17 +49,21 @@ class Tracks:
     """Tentative tracks start from scan detections scoring `candidate_score` or more and are confirmed (given
     an id) on their first frame only if the detector scores `min_detector_score` (at the scan's scale or when
     asked again at its canonical scale, `recheck`) and the landmark model's confidence clears
-    `confirm_confidence`; otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or
+    `confirm_confidence`, or if the scan's detection alone is sure (`strong_detector_score`: no background
+    detection of the fit scenes scored that high at the scan's scale; at the canonical scale gravel can) and the landmarks clear `min_confidence` (real faces turned, in glasses or
+    half hidden score lower with the landmark model than 300W's); otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or
     when re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row
     while the landmark model is below `confirm_confidence` as well, or twice as many whatever it says
     (the detector misses small faces now and then that the landmark model still follows well)."""
 
     def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
                  candidate_score: float = 0.45, min_detector_score: float = 0.6, confirm_confidence: float = 0.55,
-                 max_detector_misses: int = 2, match_iou: float = 0.3, first_id: int = 0):
+                 max_detector_misses: int = 2, match_iou: float = 0.3, first_id: int = 0,
+                 strong_detector_score: float = 0.75):
         self.max_faces, self.min_confidence, self.max_misses = max_faces, min_confidence, max_misses
         self.candidate_score = candidate_score
         self.min_detector_score, self.confirm_confidence = min_detector_score, confirm_confidence
+        self.strong_detector_score = strong_detector_score
         self.max_detector_misses = max_detector_misses
         self.match_iou = match_iou
         self.active: list[Track] = []
@@ -97,7 +102,8 @@ class Tracks:
                 continue                           # weak detections only confirm known tracks
             if len(self.active) and iou(self.boxes(), detections[di:di + 1]).max() > self.match_iou:
                 continue
-            self.active.append(Track(-1, detections[di, :4].copy(), float(detections[di, 4])))
+            score = float(detections[di, 4])
+            self.active.append(Track(-1, detections[di, :4].copy(), score, scan_score=score))
         return np.concatenate([matched, np.zeros(len(self.active) - len(matched), bool)])
 
     def recheck(self, indices: list[int], found: list[np.ndarray]) -> None:
@@ -141,7 +147,8 @@ class Tracks:
             good = score >= self.min_confidence and new_box is not None
             if not track.confirmed:
                 room = not self.max_faces or confirmed_count < self.max_faces
-                face = good and score >= self.confirm_confidence and track.detector_score >= self.min_detector_score
+                face = good and ((track.detector_score >= self.min_detector_score and score >= self.confirm_confidence)
+                                 or track.scan_score >= self.strong_detector_score)
                 if not (face and room):
                     continue                                  # not a face (or no room): dropped, no id spent
                 track.confirmed, track.face_id, track.detector_misses = True, self._next_id, 0
