@@ -612,3 +612,8 @@ def test_resume_refuses_a_video_and_trims_the_jsonl(tmp_path):
     ids = [int(r.split(",")[1]) for r in (tmp_path / "d.csv").read_text().splitlines()[1:]]
     before, after = set(ids[:39]), set(ids[39:])
     assert not before & after - {-1}, "ids after a resume continue above the ones before"
+
+
+def test_export_without_an_output_is_a_usage_error():
+    proc = _shtrack("export")
+    assert proc.returncode == 2 and "nothing to export" in proc.stderr and "Traceback" not in proc.stderr

@@ -358,6 +358,8 @@ def export_main(argv: list[str]) -> int:
     p.add_argument("--calibration-samples", type=_at_least(1, int), default=200,
                    help="training-split faces whose activations set the int8 ranges")
     args = p.parse_args(argv)
+    if not (args.onnx or args.int8 or args.tensorrt):
+        p.error("nothing to export: give --onnx, --int8 or --tensorrt")
     if args.int8 and not args.calibration_data:
         p.error("--int8 needs --calibration-data (a 300W-layout folder of labelled faces)")
     from sht_model.export import export_onnx, export_tensorrt
