@@ -410,3 +410,36 @@ def test_every_shtrack_flag_has_help():
 
     actions = [a for a in build_parser()._actions if not isinstance(a, argparse._HelpAction)]
     assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
+
+
+def _gui_python():
+    import os
+    import shutil
+
+    python = os.environ.get("SHTRACK_GUI_PYTHON") or str(REPO / ".venv-gui" / "bin" / "python")
+    reason = "needs xvfb-run and a Python with GUI OpenCV + Pillow (.venv-gui, made by .ci/run)"
+    if not Path(python).exists() or not shutil.which("xvfb-run"):
+        pytest.skip(reason)
+    check = "import cv2, PIL, sys; sys.exit('GUI: NONE' in ' '.join(cv2.getBuildInformation().split()))"
+    if subprocess.run([python, "-c", check], capture_output=True).returncode != 0:
+        pytest.skip(reason)
+    return python
+
+
+def test_show_opens_a_window_with_landmarks_and_fps(tmp_path):
+    """--show under a virtual display: the screenshot has the frame, green landmarks and the yellow FPS text."""
+    import os
+
+    from PIL import Image
+
+    python = _gui_python()
+    shot = tmp_path / "show.png"
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 900x700x24", python, str(REPO / "tests" / "show_window.py"),
+                           str(shot)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    green = (rgb[..., 1] > 200) & (rgb[..., 0] < 80) & (rgb[..., 2] < 80)
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 80)
+    assert green.sum() > 30, "landmarks drawn"
+    assert yellow.sum() > 30, "FPS text drawn"

@@ -182,6 +182,18 @@ def draw(image: np.ndarray, result: FrameResult) -> np.ndarray:
     return canvas
 
 
+def enlarged(result: FrameResult, at_least: int) -> tuple[np.ndarray, FrameResult]:
+    """The frame enlarged by a whole factor until its longer side is >= at_least, with the faces scaled
+    to match (pixel centres kept): what the video and window sinks draw on."""
+    image = result.frame.image
+    k = max(1, int(np.ceil(at_least / max(image.shape[:2]))))
+    if k == 1:
+        return image, result
+    faces = result.faces[np.arange(len(result.faces))]
+    faces.xy, faces.boxes = faces.xy * k + (k - 1) / 2, faces.boxes * k
+    return cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST), FrameResult(result.frame, faces)
+
+
 class VideoSink(_AtomicFile):
     """Annotated MP4 (H.264 when FFmpeg has it, else MPEG-4 Part 2), written with PyAV."""
 
@@ -210,16 +222,8 @@ class VideoSink(_AtomicFile):
     def append(self, result: FrameResult) -> None:
         import av
 
-        image = result.frame.image
         # Tiny surveillance frames are drawn on an upscaled copy so the 68 points stay visible.
-        k = max(1, int(np.ceil(self.upscale_to / max(image.shape[:2]))))
-        if k > 1:
-            image = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
-            scaled = FrameResult(result.frame, result.faces[np.arange(len(result.faces))])
-            scaled.faces.xy = scaled.faces.xy * k + (k - 1) / 2
-            scaled.faces.boxes = scaled.faces.boxes * k
-            result = scaled
-        canvas = draw(image, result)
+        canvas = draw(*enlarged(result, self.upscale_to))
         h, w = canvas.shape[:2]
         canvas = canvas[: h - h % 2, : w - w % 2]
         if self._container is None:
@@ -278,8 +282,28 @@ class WindowSink:
             raise OSError(f"--show cannot open a window (no display?): {str(exc).strip().splitlines()[-1]}") from None
         return self
 
+    SMALL = 480     # frames are enlarged to at least this side, so small faces stay visible
+
+    def __init__(self):
+        self._last: float | None = None
+        self._fps = 0.0
+        self._last_shape = None
+
     def append(self, result: FrameResult) -> None:
-        cv2.imshow("shtrack", draw(result.frame.image, result))
+        import time
+
+        now = time.perf_counter()
+        if self._last is not None:     # live FPS: frames shown per second, smoothed over ~10 frames
+            self._fps = 0.9 * self._fps + 0.1 / max(now - self._last, 1e-6) if self._fps else 1 / max(now - self._last, 1e-6)
+        self._last = now
+        canvas = draw(*enlarged(result, self.SMALL))
+        n = int(result.faces.success.sum())
+        cv2.putText(canvas, f"{self._fps:5.1f} FPS  {n} face{'s' if n != 1 else ''}", (8, 24),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2, cv2.LINE_AA)
+        if self._last_shape != canvas.shape:     # a resizable window, opened at the frame's own size
+            cv2.resizeWindow("shtrack", canvas.shape[1], canvas.shape[0])
+            self._last_shape = canvas.shape
+        cv2.imshow("shtrack", canvas)
         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
             raise KeyboardInterrupt
 
