@@ -617,3 +617,10 @@ def test_resume_refuses_a_video_and_trims_the_jsonl(tmp_path):
 def test_export_without_an_output_is_a_usage_error():
     proc = _shtrack("export")
     assert proc.returncode == 2 and "nothing to export" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_to_a_path_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = _shtrack("export", "--onnx", str(blocker / "x.onnx"), "--heatmaps-only")
+    _one_line_exit_2(proc, "file")
