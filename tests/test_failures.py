@@ -56,6 +56,7 @@ def test_unreadable_file(tmp_path):
     _one_line_exit_2(_shtrack("--source", str(f), "--csv", str(tmp_path / "o.csv")), "locked.mp4")
 
 
+@pytest.mark.slow
 def test_truncated_mp4_without_its_index_is_a_one_line_error(tmp_path, tiny_weights):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(40, lambda i: [(100 + 2 * i, 120)], 40, jitter=20))
     data = clip.read_bytes()
@@ -70,6 +71,7 @@ def test_truncated_mp4_without_its_index_is_a_one_line_error(tmp_path, tiny_weig
     _one_line_exit_2(proc, "cut.mp4")
 
 
+@pytest.mark.slow
 def test_overwritten_middle_is_skipped_not_fatal(tmp_path, tiny_weights):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(60, lambda i: [(100 + i, 120)], 40, jitter=20))
     data = bytearray(clip.read_bytes())
@@ -122,6 +124,7 @@ def test_grayscale_and_10bit_video_decode_to_bgr(tmp_path):
     assert len(frames) == 3 and frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_bad_weights_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "w.safetensors"
     bad.write_bytes(b"garbage")
@@ -294,6 +297,7 @@ def test_long_stream_runs_in_constant_memory(bundled_weights):
     assert r["rss_end_mb"] - r["rss_start_mb"] < 30
 
 
+@pytest.mark.slow
 def test_stalled_stream_times_out_with_one_line_error():
     """A server that accepts the connection and then says nothing: open gives up after read_timeout."""
     import socket
@@ -411,6 +415,7 @@ def _demo_args(*args):
     return _shtrack("--source", "demo", "--quiet", *args)
 
 
+@pytest.mark.slow
 def test_fifo_output_is_written_directly_never_replaced(tmp_path):
     import os
     import stat
@@ -429,6 +434,7 @@ def test_fifo_output_is_written_directly_never_replaced(tmp_path):
     assert not (tmp_path / "out.csv.partial").exists()
 
 
+@pytest.mark.slow
 def test_symlinked_output_is_written_through(tmp_path):
     target = tmp_path / "real.csv"
     target.write_text("old")
@@ -473,6 +479,7 @@ def test_output_in_use_by_another_run_is_refused(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_dash_writes_csv_to_stdout_and_logs_to_stderr():
     proc = _shtrack("--source", "demo", "--csv", "-")
     assert proc.returncode == 0, proc.stderr
@@ -498,6 +505,7 @@ def test_random_and_foreign_onnx_files_are_one_line_errors(tmp_path):
     assert "shtrack export" in proc.stderr
 
 
+@pytest.mark.slow
 def test_tensorrt_without_cuda_is_a_one_line_error():
     import torch
 
@@ -515,6 +523,7 @@ def test_out_of_range_flags_are_usage_errors(flag, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.slow
 def test_jsonl_values_carry_at_most_3_decimals(tmp_path):
     import json
     import re
@@ -542,6 +551,7 @@ def _faststart_clip(path, frames):
             container.mux(packet)
 
 
+@pytest.mark.slow
 def test_file_cut_in_half_with_index_first_is_a_partial_result(tmp_path):
     from tracker.demo import demo_frames
 
@@ -576,6 +586,7 @@ def test_image_folder_frames_are_separate_photos_with_a_file_column(tmp_path):
     assert len(ids) == 3 and len(set(ids)) == 3, "a track never carries from one photo to the next"
 
 
+@pytest.mark.slow
 def test_batch_outputs_are_distinct_for_same_stem_and_single_file_flags_refused(tmp_path, tiny_weights):
     from tracker.demo import demo_frames
 
@@ -591,6 +602,7 @@ def test_batch_outputs_are_distinct_for_same_stem_and_single_file_flags_refused(
     _one_line_exit_2(proc, "batch mode")
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_video_and_trims_the_jsonl(tmp_path):
     import json
 
@@ -614,11 +626,13 @@ def test_resume_refuses_a_video_and_trims_the_jsonl(tmp_path):
     assert not before & after - {-1}, "ids after a resume continue above the ones before"
 
 
+@pytest.mark.slow
 def test_export_without_an_output_is_a_usage_error():
     proc = _shtrack("export")
     assert proc.returncode == 2 and "nothing to export" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_export_to_a_path_that_cannot_be_written_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

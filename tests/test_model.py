@@ -49,6 +49,7 @@ def test_sht_m_outputs_256_face_from_64_input():
     assert out.face.shape == (1, 3, 256, 256)
 
 
+@pytest.mark.slow
 def test_cpu_preset_is_small():
     model = build_model("cpu-rt")
     assert count_parameters(model) < 2e6
@@ -202,6 +203,7 @@ def test_onnx_export_matches_torch(tmp_path, name):
     assert diff_h < 1e-3 and diff_f < 1e-3
 
 
+@pytest.mark.slow
 def test_heatmaps_only_graph_is_smaller_and_agrees(tmp_path):
     """The tracker's default graph (no face) gives the same heatmaps as the full one, with fewer nodes."""
     import onnx
@@ -220,6 +222,7 @@ def test_heatmaps_only_graph_is_smaller_and_agrees(tmp_path):
     assert np.abs(h_full - h_slim).max() < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
 def test_backends_compute_faces_only_when_asked(tmp_path, monkeypatch, kind):
     from tracker.backends import load_backend

@@ -264,6 +264,7 @@ def test_cli_demo_writes_csv_and_video(tmp_path):
         assert len(list(src)) == 100
 
 
+@pytest.mark.slow
 def test_cli_save_faces_writes_hallucinated_faces(tmp_path):
     """--save-faces is the one path that loads the graph with the face output (the default graph has none)."""
     proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--min-face", "20",
@@ -306,6 +307,7 @@ def test_bundled_int8_models_agree_with_their_float_models(name):
     assert np.median(moved) < 0.3 and np.percentile(moved, 95) < 1.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cpu-rt", "cpu-fast"])
 def test_bundled_models_have_no_left_right_bias_against_the_labels(name):
     """Mirroring is not a symmetry of 300W's x labels: a model whose last fine-tune mirrored faces lands ~0.2 input
@@ -326,12 +328,14 @@ def test_bundled_models_have_no_left_right_bias_against_the_labels(name):
     assert abs(offset[0]) < 0.1 and abs(offset[1]) < 0.1
 
 
+@pytest.mark.slow
 def test_cli_int8_model_on_torch_is_a_one_line_error():
     proc = _shtrack("--source", "demo", "--model", "cpu-fast-int8", "--backend", "torch")
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(err) == 1 and "onnxruntime" in err[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_model_flag_picks_bundled_weights(tmp_path):
     proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "d.csv"), "--min-face", "20",
                     "--model", "cpu-fast")
@@ -382,6 +386,7 @@ def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):
 
 # ---------------------------------------------------------------- base install: no torch on the tracking path
 
+@pytest.mark.slow
 def test_tracking_path_never_imports_torch(tmp_path):
     code = ("import sys; from tracker.cli import main; "
             f"code = main(['--source', 'demo', '--quiet', '--csv', r'{tmp_path / 'd.csv'}']); "
@@ -430,6 +435,7 @@ def _gui_python():
     return python
 
 
+@pytest.mark.slow
 def test_show_opens_a_window_with_landmarks_and_fps(tmp_path):
     """--show under a virtual display: the screenshot has the frame, green landmarks and the yellow FPS text."""
     import os

@@ -63,14 +63,6 @@ class Faces:
         return cls(np.zeros((0, NUM_LANDMARKS, 2)), np.zeros((0, NUM_LANDMARKS)), np.zeros((0, 4)),
                    np.zeros(0, np.int64), np.zeros(0, bool))
 
-    @classmethod
-    def from_dlib(cls, shapes, rects) -> "Faces":
-        """dlib full_object_detection list + rectangles -> Faces (confidence 1, ids 0..n-1)."""
-        xy = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], np.float32).reshape(-1, NUM_LANDMARKS, 2)
-        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
-        n = len(xy)
-        return cls(xy, np.ones((n, NUM_LANDMARKS)), boxes, np.arange(n), np.ones(n, bool))
-
 
 def _checked(name: str, value, dtype, shape: tuple[int, ...]) -> np.ndarray:
     array = np.asarray(value, dtype)

@@ -169,17 +169,6 @@ def read_wflw(list_file: str | Path, image_root: str | Path) -> list[LandmarkRec
     return records
 
 
-def list_images(root: str | Path) -> list[Path]:
-    """Unlabelled images (CelebA-style folder), recursively."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a directory")
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not found:
-        raise DatasetError(f"{root}: no images ({', '.join(IMAGE_EXTS)})")
-    return found
-
-
 def list_videos(root: str | Path) -> list[Path]:
     root = Path(root)
     if root.is_file() and root.suffix.lower() in VIDEO_EXTS:
