@@ -18,26 +18,34 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _metadata(path: Path) -> tuple[dict, set[str]]:
-    """An ONNX file's custom metadata and output names (read through ONNX Runtime: no onnx package needed)."""
+def open_session(path: Path, options=None):
+    """An ONNX Runtime CPU session; an unloadable file is a WeightsError naming it."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.get_modelmeta().custom_metadata_map, {o.name for o in session.get_outputs()}
+    from sht_model.errors import WeightsError
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 -- ORT raises its own InvalidProtobuf / Fail / ... classes
+        raise WeightsError(f"{path}: not a model ONNX Runtime can load ({str(exc).strip().splitlines()[0][:200]})") from None
 
 
-def onnx_for(weights: Path, faces: bool = True) -> Path:
-    """An ONNX file for `weights`: itself; a sibling `.onnx` exported from exactly these weights (its metadata
-    carries their sha256; the bundled models ship one, heatmaps only, so the tracker needs no torch); or a
-    cached export, made with torch on first use (heatmaps only unless `faces`)."""
+def onnx_for(weights: Path, faces: bool = True, options=None):
+    """-> (an ONNX file for `weights`, an open session on it with `options`): the file is `weights` itself; a
+    sibling `.onnx` exported from exactly these weights (its metadata carries their sha256; the bundled models
+    ship one, heatmaps only, so the tracker needs no torch); or a cached export, made with torch on first use
+    (heatmaps only unless `faces`). The sibling is checked on the session that then runs it: loading a graph
+    costs ~0.1 s of start-up."""
     if weights.suffix == ".onnx":
-        return weights
+        return weights, open_session(weights, options)
     digest = sha256_of(weights)
     sibling = weights.with_suffix(".onnx")
     if sibling.exists():
-        meta, outputs = _metadata(sibling)
-        if meta.get("shtrack_source_sha256") == digest and (not faces or "face" in outputs):
-            return sibling
+        session = open_session(sibling, options)
+        outputs = {o.name for o in session.get_outputs()}
+        if (session.get_modelmeta().custom_metadata_map.get("shtrack_source_sha256") == digest
+                and (not faces or "face" in outputs)):
+            return sibling, session
     cached = cache_dir() / f"{weights.stem}-{digest[:16]}{'' if faces else '-heatmaps'}.onnx"
     if not cached.exists():
         try:
@@ -49,18 +57,17 @@ def onnx_for(weights: Path, faces: bool = True) -> Path:
             raise WeightsError(f"{weights}: running a .safetensors file on ONNX Runtime exports it with torch first, "
                                "which is not installed: pip install 'shtrack[torch]', or pass an exported .onnx")
         export_onnx(load_model(weights), cached, with_face=faces, source_sha256=digest)
-    return cached
+    return cached, open_session(cached, options)
 
 
 class OnnxBackend:
     def __init__(self, weights: Path, threads: int = 0, faces: bool = False):
         import onnxruntime as ort
 
-        if not weights.is_file():
-            from sht_model.errors import WeightsError
+        from sht_model.errors import WeightsError
 
+        if not weights.is_file():
             raise WeightsError(f"{weights}: weights file not found")
-        path = onnx_for(weights, faces)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -68,12 +75,7 @@ class OnnxBackend:
         # No busy-waiting between runs: spinning ORT threads steal the core the PyAV reader thread decodes on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        from sht_model.errors import WeightsError
-
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 -- ORT raises its own InvalidProtobuf / Fail / ... classes
-            raise WeightsError(f"{path}: not a model ONNX Runtime can load ({str(exc).strip().splitlines()[0][:200]})") from None
+        path, self.session = onnx_for(weights, faces, options)
         config = self.session.get_modelmeta().custom_metadata_map.get("shtrack_config")
         if config is None:
             raise WeightsError(f"{path}: an ONNX model without shtrack's metadata, not a DHLN export "
@@ -84,8 +86,6 @@ class OnnxBackend:
         self.faces = faces
         self.outputs = ["heatmaps", "face"] if faces else ["heatmaps"]
         if faces and "face" not in {o.name for o in self.session.get_outputs()}:
-            from sht_model.errors import WeightsError
-
             raise WeightsError(f"{path}: this ONNX model has no 'face' output (export it with faces)")
         self.name = "onnxruntime-cpu"
 
