@@ -294,7 +294,8 @@ class WindowSink:
 
         now = time.perf_counter()
         if self._last is not None:     # live FPS: frames shown per second, smoothed over ~10 frames
-            self._fps = 0.9 * self._fps + 0.1 / max(now - self._last, 1e-6) if self._fps else 1 / max(now - self._last, 1e-6)
+            rate = 1 / max(now - self._last, 1e-6)
+            self._fps = 0.9 * self._fps + 0.1 * rate if self._fps else rate
         self._last = now
         canvas = draw(*enlarged(result, self.SMALL))
         n = int(result.faces.success.sum())

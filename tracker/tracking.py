@@ -47,14 +47,17 @@ class Track:
 
 class Tracks:
     """Tentative tracks start from scan detections scoring `candidate_score` or more and are confirmed (given
-    an id) on their first frame only if the detector scores `min_detector_score` (at the scan's scale or when
-    asked again at its canonical scale, `recheck`) and the landmark model's confidence clears
-    `confirm_confidence`, or if the scan's detection alone is sure (`strong_detector_score`: no background
-    detection of the fit scenes scored that high at the scan's scale; at the canonical scale gravel can) and the landmarks clear `min_confidence` (real faces turned, in glasses or
-    half hidden score lower with the landmark model than 300W's); otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or
-    when re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row
-    while the landmark model is below `confirm_confidence` as well, or twice as many whatever it says
-    (the detector misses small faces now and then that the landmark model still follows well)."""
+    an id) on their first frame only if
+    - the detector scores `min_detector_score` (at the scan's scale or when asked again at its canonical scale,
+      `recheck`) and the landmark model's confidence clears `confirm_confidence`, or
+    - the scan's detection alone is sure (`strong_detector_score`: no background detection of the fit scenes
+      scored that high at the scan's scale; at the canonical scale gravel can) and the landmarks clear
+      `min_confidence` (real faces turned, in glasses or half hidden score lower with the landmark model than
+      300W's);
+    otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or when
+    re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row while the
+    landmark model is below `confirm_confidence` as well, or twice as many whatever it says (the detector misses
+    small faces now and then that the landmark model still follows well)."""
 
     def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
                  candidate_score: float = 0.45, min_detector_score: float = 0.6, confirm_confidence: float = 0.55,
