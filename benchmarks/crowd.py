@@ -296,12 +296,12 @@ def street(model: str, out_dir: Path, extra: list[str] = ()) -> dict:
 
 
 def _save_frames(video: Path, out_dir: Path, stem: str, numbers) -> None:
-    import av
+    from tracker.sources import open_source
 
-    with av.open(str(video)) as container:
-        for i, frame in enumerate(container.decode(video=0), 1):
-            if i in numbers:
-                cv2.imwrite(str(out_dir / f"{stem}_{i:03d}.png"), frame.to_ndarray(format="bgr24"))
+    with open_source(str(video)) as source:
+        for frame in source:
+            if frame.index in numbers:
+                cv2.imwrite(str(out_dir / f"{stem}_{frame.index:03d}.png"), frame.image)
 
 
 def fit(frames: int) -> dict:

@@ -99,8 +99,7 @@ def fit_vertex_map(mesh: np.ndarray, dlib68: np.ndarray) -> np.ndarray:
 
 def _paired_frames(videos: Path, clips, stride: int, limit: int):
     """Full-resolution frames of `clips` (every `stride`-th, at most `limit` per clip) with dlib's 68 points."""
-    import av
-
+    from tracker.sources import open_source
     from train.label import DlibTeacher
 
     teacher = DlibTeacher()
@@ -108,13 +107,12 @@ def _paired_frames(videos: Path, clips, stride: int, limit: int):
     for clip in clips:
         video = next(videos.glob(f"{clip}.*"))
         frames, xy = [], []
-        with av.open(str(video)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i % stride:
+        with open_source(str(video)) as source:
+            for frame in source:
+                if (frame.index - 1) % stride:
                     continue
-                rgb = frame.to_ndarray(format="rgb24")
-                points = teacher(rgb)
-                frames.append(rgb[:, :, ::-1].copy())
+                points = teacher(frame.image[:, :, ::-1].copy())
+                frames.append(frame.image)
                 xy.append(points)
                 if len(frames) >= limit:
                     break

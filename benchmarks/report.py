@@ -77,11 +77,12 @@ def lowres_section() -> list[str]:
     lines = [f"**Accuracy vs face width** (`python -m benchmarks.lowres`: held-out clips {', '.join(data['clips'])}, "
              f"{frames} frames, each scaled into a 320x240 frame; reference = dlib's landmarks on the full-resolution "
              "frame, so dlib is measured against itself):", "",
-             *_header("face width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter", left=2)]
+             *_header("face width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter", "jitter (trend)",
+                      "lag (frames)", left=2)]
     for width, per in data["results"].items():
         for name, s in per.items():
             lines.append(f"| {width} px | {name} | {pct(s['found'], 1)} | {pct(s['nme'])} | {pct(s['fr@0.08'], 1)} | "
-                         f"{s['auc@0.08']:.3f} | {s['jitter']:.4f} |")
+                         f"{s['auc@0.08']:.3f} | {s['jitter']:.4f} | {s['jitter_trend']:.4f} | {s['lag']:+.2f} |")
     cost = data.get("mediapipe_mapping")
     if cost:
         lines += ["", f"MediaPipe's 468 points are mapped to the 68 by the nearest vertex per point, fitted on "
@@ -91,7 +92,32 @@ def lowres_section() -> list[str]:
                       "excluded): part of MediaPipe's error at every width is this convention gap, not tracking "
                       "error."]
     lines += ["", "![NME vs face size](benchmarks/results/nme_vs_face_size.png) ![CED](benchmarks/results/ced.png)", ""]
-    return lines
+    return lines + smoothing_section(data)
+
+
+def smoothing_section(data: dict) -> list[str]:
+    """The smoothing modes side by side (rows NAME = auto, NAME+MODE of the same lowres run)."""
+    first = next(iter(data["weights"]), None)
+    modes = {"none": f"{first}+none", "rts (file default)": first, "one-euro (live default)": f"{first}+one-euro"}
+    if first is None or any(name not in data["results"][w] for w in data["results"] for name in modes.values()):
+        return []
+    lag = data.get("rts_lag", "?")
+    lines = [f"**Smoothing modes** (same run, `{first}`; jitter and lag as defined under "
+             "`benchmarks/lowres.py`; change against `none` in brackets; time = smoothing stage per face and frame, "
+             f"measured in this run; output delay: rts writes each frame {lag} frames late, one-euro and none at once):",
+             "", *_header("face width", "mode", "NME", "FR@0.08", "jitter", "jitter (trend)", "lag (frames)",
+                          "ms / face", left=2)]
+    for width, per in data["results"].items():
+        base = per[modes["none"]]
+        for label, name in modes.items():
+            s = per[name]
+            rel = "" if label == "none" else f" ({s['jitter_trend'] / base['jitter_trend'] - 1:+.0%})"
+            rel_raw = "" if label == "none" else f" ({s['jitter'] / base['jitter'] - 1:+.0%})"
+            rel_nme = "" if label == "none" else f" ({s['nme'] / base['nme'] - 1:+.1%})"
+            lines.append(f"| {width} px | {label} | {pct(s['nme'])}{rel_nme} | {pct(s['fr@0.08'], 1)} | "
+                         f"{s['jitter']:.4f}{rel_raw} | {s['jitter_trend']:.4f}{rel} | {s['lag']:+.2f} | "
+                         f"{s.get('smooth_ms_per_face', float('nan')):.3f} |")
+    return lines + [""]
 
 
 def crowd_section() -> list[str]:

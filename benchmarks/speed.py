@@ -32,19 +32,18 @@ STAGES = ("decode", "detect", "crop", "infer", "heatmaps", "smooth", "write")
 
 def make_input(video: Path, size: tuple[int, int], frames: int, faces: int = 1) -> Path:
     """The clip resized to `size`; with faces > 1, tiled copies side by side (a multi-face scene)."""
-    import av
-
     from tracker.demo import write_clip
+    from tracker.sources import open_source
 
     out = CACHE / f"{video.stem}_{size[0]}x{size[1]}_{faces}f_{frames}.mp4"
     if out.exists():
         return out
     images = []
-    with av.open(str(video)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i >= frames:
+    with open_source(str(video)) as source:
+        for frame in source:
+            if frame.index > frames:
                 break
-            img = frame.to_ndarray(format="bgr24")
+            img = frame.image
             if faces > 1:
                 cols = int(np.ceil(np.sqrt(faces)))
                 rows = int(np.ceil(faces / cols))
@@ -97,22 +96,21 @@ def run_shtrack(video: Path, weights: Path, backend: str, threads: int, min_face
 
 
 def run_dlib(video: Path, upsample: int = 0) -> dict:
-    import av
-
+    from tracker.sources import open_source
     from train.label import DlibTeacher
 
     teacher = DlibTeacher(upsample)
     stage_ms = {"decode": [], "detect": [], "landmarks": []}
     found = []
     start = time.perf_counter()
-    with av.open(str(video)) as container:
-        frames = container.decode(video=0)
+    with open_source(str(video)) as source:
+        frames = iter(source)
         while True:
             t0 = time.perf_counter()
             frame = next(frames, None)
             if frame is None:
                 break
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
             t1 = time.perf_counter()
             rects = teacher.detect(rgb)
             t2 = time.perf_counter()

@@ -202,12 +202,12 @@ def test_fuzz_300vw_reader(tmp_path, name, text):
 def test_fuzz_csv_resume_reader(tmp_path, blob):
     from pathlib import Path
 
-    from tracker.cli import _resume_point
+    from tracker.run import cut_csv_for_resume
 
     path = Path(tmp_path) / "o.csv"
     path.write_bytes(b"frame,face_id\n" + blob)
     try:
-        last, last_id = _resume_point(path)
+        last, last_id = cut_csv_for_resume(path)
     except SourceError:
         return   # a CSV that is not ours: a one-line error
     assert last >= 0 and last_id >= -1
@@ -229,10 +229,10 @@ def _two_frame_clip():
 
 
 FLAG_VALUES = {"--max-faces": ["-2", "0", "1", "3", "x"], "--min-face": ["-5", "0", "3.9", "4", "16", "64", "nan", "1e9"],
-               "--detect-every": ["-3", "0", "1", "25", "x"], "--smooth": ["none", "kalman", "bogus"],
+               "--detect-every": ["-3", "0", "1", "25", "x"], "--smooth": ["none", "auto", "rts", "one-euro", "kalman"],
                "--min-confidence": ["-1", "0", "0.5", "2"], "--cut-threshold": ["-1", "0", "20", "1e6"],
                "--detector": ["yunet", "haar", "other"], "--threads": ["0", "1", "2"],
-               "--kalman-process": ["0", "0.02", "-1"], "--model": ["cpu-fast-int8", "nope"]}
+               "--smooth-lag": ["0", "8", "-1", "x"], "--model": ["cpu-fast-int8", "nope"]}
 
 
 @pytest.mark.slow

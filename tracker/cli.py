@@ -14,7 +14,6 @@ Exit codes: 0 success, 2 bad input, 3 the input ended early (outputs partial), 4
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import logging
 import signal
@@ -23,7 +22,6 @@ from pathlib import Path
 
 log = logging.getLogger("shtrack")
 
-EXIT_PARTIAL = 3                                    # the input ended early: outputs hold what was read
 EXIT_OUTPUT_FAILED = 4                              # disk full or an I/O error while writing outputs
 OUTPUT_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}
 
@@ -77,10 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mean heatmap peak below which a frame counts as a miss")
     trk.add_argument("--cut-threshold", type=_at_least(0, float), default=defaults.cut_threshold,
                      help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
-    trk.add_argument("--smooth", default="none", choices=["kalman", "none"],
-                     help="kalman: steadier static faces, but it lags moving ones (README, Results)")
-    trk.add_argument("--kalman-measurement", type=_at_least(0.0), default=None, help="measurement noise / face size")
-    trk.add_argument("--kalman-process", type=_at_least(0.0), default=None, help="process noise / face size")
+    from .smoothing import MODES
+
+    trk.add_argument("--smooth", default=defaults.smooth, choices=MODES,
+                     help="landmark smoothing: rts = zero-lag smoothing that writes each frame --smooth-lag frames "
+                          "late (files); one-euro = low-lag live filter; auto = one-euro for webcams and URLs, "
+                          "rts otherwise (README, Results)")
+    trk.add_argument("--smooth-lag", type=_at_least(0, int), default=defaults.rts.lag, metavar="N",
+                     help=f"frames of the future the rts smoother waits for (default {defaults.rts.lag})")
     return p
 
 
@@ -102,13 +104,8 @@ def _at_least(lowest: float, kind=float):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "train":
-        try:
-            from train.__main__ import main as train_main
-        except ImportError as exc:
-            print(f"shtrack: error: training runs from a source checkout with the [train] extra "
-                  f"(pip install -e '.[train]'; then python -m train): {exc}", file=sys.stderr)
-            return 2
-        return train_main(argv[1:], prog="shtrack train")
+        train = _checkout_module("train.__main__", "training")
+        return 2 if train is None else train.main(argv[1:], prog="shtrack train")
     if argv and argv[0] == "export":
         try:
             import torch  # noqa: F401
@@ -148,6 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _checkout_module(name: str, what: str):
+    """A module of the source checkout's `train` package, or None after a one-line error. Looked up by name when
+    the command runs: the tracker itself never imports training code (tests/test_layers.py), and the installed
+    wheel does not carry it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        print(f"shtrack: error: {what} runs from a source checkout with the [train] extra "
+              f"(pip install -e '.[train]'): {exc}", file=sys.stderr)
+        return None
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -162,25 +173,30 @@ def _logging(quiet: bool) -> None:
                         handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)])
 
 
-def _options(args):
+def _tracker_options(args):
     import dataclasses
 
     from .pipeline import TrackerOptions
-    from .smoothing import KalmanParams
 
-    kalman = KalmanParams()
-    if args.kalman_measurement is not None:
-        kalman = dataclasses.replace(kalman, measurement=args.kalman_measurement)
-    if args.kalman_process is not None:
-        kalman = dataclasses.replace(kalman, process=args.kalman_process)
+    defaults = TrackerOptions()
     return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detector=args.detector,
                           detect_every=args.detect_every, min_confidence=args.min_confidence,
-                          cut_threshold=args.cut_threshold, smooth=args.smooth, kalman=kalman,
+                          cut_threshold=args.cut_threshold, smooth=args.smooth,
+                          rts=dataclasses.replace(defaults.rts, lag=args.smooth_lag),
                           hallucinate=args.save_faces is not None)
+
+
+def _outputs(args):
+    from .run import Outputs
+
+    return Outputs(csv=args.csv, jsonl=args.jsonl, video=args.save_video, faces=args.save_faces,
+                   faces_every=args.save_faces_every, show=args.show, missing_rows=not args.no_missing_rows,
+                   resume=args.resume, quiet=args.quiet)
 
 
 def run(args) -> int:
     from .backends import load_backend
+    from .run import run_batch, run_source
     from .sources import VIDEO_EXTS, SourceError
 
     source = Path(str(args.source))
@@ -194,156 +210,17 @@ def run(args) -> int:
                           "--save-video and --save-faces name single files: run videos one by one for those")
     if args.ray and not videos:
         raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR")
+    options, outputs = _tracker_options(args), _outputs(args)
     if videos and args.ray:
         from .cluster import run_batch_ray
 
-        return run_batch_ray(args, videos, args.ray)
+        model = {"weights": args.weights, "kind": args.backend, "device": args.device, "threads": args.threads}
+        return run_batch_ray(videos, args.out, args.ray, model, options, outputs).exit_code
     backend = load_backend(args.weights, args.backend, args.device, args.threads,
                            faces=args.save_faces is not None)
     if videos:
-        return run_batch(args, videos, backend)
-    return run_one(args, str(args.source), backend)
-
-
-def _default_outputs(args, name: str) -> None:
-    """With no output flag, a file source writes shtrack_out/<name>.csv and <name>_annotated.mp4."""
-    if any([args.csv, args.jsonl, args.save_video, args.save_faces, args.show]):
-        return
-    stem = "demo" if name == "demo" else Path(name).stem
-    args.csv = Path("shtrack_out") / f"{stem}.csv"
-    if not args.resume:   # an annotated video cannot be resumed
-        args.save_video = Path("shtrack_out") / f"{stem}_annotated.mp4"
-
-
-def run_one(args, spec: str, backend) -> int:
-    from .pipeline import FaceTracker, run_frames
-    from .sinks import CsvSink, FaceDumpSink, JsonlSink, VideoSink, WindowSink
-    from .sources import open_source
-    from .ui import Monitor
-
-    if args.resume and args.save_video:
-        from .sources import SourceError
-
-        raise SourceError(f"{args.save_video}: --resume cannot continue an annotated video (it would hold only the "
-                          "resumed part); resume without --save-video")
-    src = open_source(spec)
-    if not src.live:
-        _default_outputs(args, spec)
-    skip_until, last_id = _resume_point(args.csv) if args.resume and args.csv else (0, -1)
-    if args.resume and args.jsonl:
-        _trim_jsonl(args.jsonl, skip_until)
-    # After a resume, tracks are new: their ids continue above the CSV's, so no id names two people.
-    tracker = FaceTracker(backend, _options(args), args.threads, first_id=last_id + 1)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(src)
-        sinks = []
-        if args.show:   # first: a machine without a GUI fails before any output file is touched
-            sinks.append(stack.enter_context(WindowSink()))
-        if args.csv:
-            sinks.append(stack.enter_context(CsvSink(args.csv, not args.no_missing_rows, resume=args.resume,
-                                                     file_column=src.photos)))
-        if args.jsonl:
-            sinks.append(stack.enter_context(JsonlSink(args.jsonl, resume=args.resume)))
-        if args.save_video:
-            sinks.append(stack.enter_context(VideoSink(args.save_video, src.fps or 25.0)))
-        if args.save_faces:
-            sinks.append(stack.enter_context(FaceDumpSink(args.save_faces, args.save_faces_every)))
-        monitor = stack.enter_context(Monitor(src.name, src.total, src.live, args.quiet))
-        for result in run_frames(src, tracker, skip_until):
-            for sink in sinks:
-                sink.append(result)
-            monitor.update(result)
-    if src.skipped:
-        log.warning("%s: %d damaged frames/packets skipped", src.name, src.skipped)
-    if src.ended_early:
-        log.warning("%s: ended early, after frame %d: the outputs are partial", src.name, src.frames_read)
-        return EXIT_PARTIAL
-    for label, path in (("csv", args.csv), ("jsonl", args.jsonl), ("video", args.save_video), ("faces", args.save_faces)):
-        if path and not args.quiet:
-            log.info("%s: %s", label, path)
-    return 0
-
-
-def _resume_point(csv_path: Path) -> tuple[int, int]:
-    """(last complete frame, highest face id) of an interrupted CSV (final or .partial); a trailing half row
-    and the rows of the last frame (maybe incomplete) are cut off."""
-    partial = csv_path.with_name(csv_path.name + ".partial")
-    path = partial if partial.exists() else csv_path
-    if not path.exists():
-        return 0, -1
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-        data = data[:cut]
-    lines = data.decode(errors="replace").splitlines()
-    if len(lines) < 2:
-        return 0, -1
-    try:
-        last = int(lines[-1].split(",", 1)[0])
-    except ValueError:
-        from .sources import SourceError
-
-        raise SourceError(f"{path}: cannot --resume, the last row does not start with a frame number") from None
-    # Rows of the last frame may be incomplete if the run died between faces: redo that frame.
-    keep = [ln for ln in lines if not ln.startswith(f"{last},")]
-    path.write_text("\n".join(keep) + "\n")
-    ids = [int(ln.split(",", 2)[1]) for ln in keep[1:] if ln.count(",") > 1 and ln.split(",", 2)[1].lstrip("-").isdigit()]
-    return last - 1, max(ids, default=-1)
-
-
-def _trim_jsonl(path: Path, last_kept: int) -> None:
-    """Drop the JSONL records after frame `last_kept` (and a half-written last line) before a resume."""
-    import json
-
-    partial = path.with_name(path.name + ".partial")
-    path = partial if partial.exists() else path
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            if json.loads(line)["frame"] <= last_kept:
-                keep.append(line)
-        except (ValueError, KeyError, TypeError):
-            break
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
-def run_batch(args, videos: list[Path], backend) -> int:
-    """One CSV per video into --out; a bad file is logged and skipped, the rest go on."""
-    from rich.progress import Progress
-
-    from .sources import SourceError
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed, partial = [], []
-    names = batch_names(videos)
-    with Progress(disable=args.quiet, transient=True) as progress:
-        task = progress.add_task("videos", total=len(videos))
-        for video in videos:
-            one = argparse.Namespace(**vars(args))
-            one.csv, one.jsonl, one.save_video, one.save_faces, one.show = args.out / f"{names[video]}.csv", None, None, None, False
-            one.quiet = True
-            try:
-                if run_one(one, str(video), backend) == EXIT_PARTIAL:
-                    partial.append(video)
-            except SourceError as exc:
-                log.error("skipped %s", exc)
-                failed.append(video)
-            progress.advance(task)
-    if not args.quiet:
-        log.info("%d of %d videos -> %s", len(videos) - len(failed), len(videos), args.out)
-    if failed and len(failed) == len(videos):
-        return 2
-    return EXIT_PARTIAL if partial else 0
-
-
-def batch_names(videos: list[Path]) -> dict[Path, str]:
-    """Output stem per video: its stem, or its whole name where two videos share a stem (a.mov, a.mp4)."""
-    stems = [v.stem for v in videos]
-    return {v: v.name if stems.count(v.stem) > 1 else v.stem for v in videos}
+        return run_batch(videos, args.out, backend, options, outputs, args.threads).exit_code
+    return run_source(str(args.source), backend, options, outputs, args.threads)
 
 
 def export_main(argv: list[str]) -> int:
@@ -379,30 +256,14 @@ def export_main(argv: list[str]) -> int:
     if args.onnx:
         print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only, source_sha256=sha256_of(weights)))
     if args.int8:
-        import tempfile
-
-        from sht_model.export import quantize_onnx_int8
-        try:
-            from train.data import calibration_inputs, split_records
-            from train.readers import DatasetError, read_300w
-        except ImportError:
-            print("shtrack: error: --int8 calibrates on training faces with the train package: run it from a "
-                  "source checkout with the [train] extra", file=sys.stderr)
+        quantize = _checkout_module("train.quantize", "--int8 calibrates on training faces")
+        if quantize is None:
             return 2
-
         try:
-            train, _ = split_records(read_300w(args.calibration_data))
-        except DatasetError as exc:
+            print(quantize.export_int8(model, args.int8, args.calibration_data, args.calibration_samples))
+        except ValueError as exc:     # DatasetError, or an image of the calibration set that cannot be decoded
             print(f"shtrack: error: {exc}", file=sys.stderr)
             return 2
-        try:
-            inputs = list(calibration_inputs(train, model.cfg, args.calibration_samples))
-        except ValueError as exc:     # an image of the calibration set that cannot be decoded
-            print(f"shtrack: error: {exc}", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", with_face=False)
-            print(quantize_onnx_int8(fp32, args.int8, inputs))
     if args.tensorrt:
         try:
             print(export_tensorrt(model, args.tensorrt, with_face=not args.heatmaps_only))

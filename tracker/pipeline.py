@@ -1,4 +1,5 @@
-"""The tracking loop: source -> detect -> crop -> backend -> decode -> smooth -> FrameResult, in one plain loop.
+"""The tracking loop: source -> detect -> crop -> backend -> decode -> FrameResult, in one plain loop; then the
+smoothing stage (tracker.smoothing), which for files holds a few frames back to smooth them with their future.
 
     for result in track("street.mp4", max_faces=5):
         print(result.frame.index, result.faces.xy.shape)
@@ -21,7 +22,7 @@ from .crop import crop_faces, faces_to_images, landmarks_to_source
 from .cuts import CutDetector
 from .detector import load_detector
 from .scan import Scanner
-from .smoothing import KalmanParams, Smoother
+from .smoothing import OneEuroParams, RtsParams, resolve, smoothing_stage
 from .sources import Source, open_source
 from .tracking import Tracks
 from .types import Faces, FrameResult
@@ -46,8 +47,10 @@ class TrackerOptions:
     max_misses: int = 3
     max_detector_misses: int = 2       # re-checks in a row without a face on the track end it
     cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
-    smooth: str = "none"              # measured: Kalman lags talking heads (benchmarks.lowres, tune_kalman)
-    kalman: KalmanParams = KalmanParams()
+    # auto: zero-lag fixed-lag RTS for files, One Euro for live sources (tracker.smoothing; README, Results)
+    smooth: str = "auto"
+    rts: RtsParams = RtsParams()
+    one_euro: OneEuroParams = OneEuroParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
 
     def __post_init__(self):
@@ -57,6 +60,7 @@ class TrackerOptions:
             raise ValueError("detect_every and recheck_every must be >= 1")
         if self.max_faces < 0:
             raise ValueError(f"max_faces must be >= 0, not {self.max_faces}")
+        resolve(self.smooth, live=False)     # raises on an unknown mode
 
 
 class FaceTracker:
@@ -73,7 +77,6 @@ class FaceTracker:
         self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses, options.candidate_score,
                              options.min_detector_score, options.confirm_confidence, options.max_detector_misses,
                              first_id=first_id, strong_detector_score=options.strong_detector_score)
-        self.smoother = Smoother(options.smooth, options.kalman)
         self._frames = 0
         self._source: str | None = None
 
@@ -86,7 +89,7 @@ class FaceTracker:
         cut = cut or (self._source is not None and frame.source != self._source)
         self._source = frame.source
         if cut:   # ids never span a shot change
-            self.smoother.forget(self.tracks.clear())
+            self.tracks.clear()
         whole = self._frames == 0 or cut
         matched = self.tracks.add_detections(
             self.scanner.full(frame.image) if whole else self.scanner.step(frame.image))
@@ -96,7 +99,7 @@ class FaceTracker:
         self._frames += 1
         t = _lap(timings, "detect", t)
         if len(self.tracks) == 0:
-            timings.update(crop=0.0, infer=0.0, heatmaps=0.0, smooth=0.0)
+            timings.update(crop=0.0, infer=0.0, heatmaps=0.0)
             return FrameResult(frame, Faces.empty(), timings)
         boxes = self.tracks.boxes()
         xy, confidence, faces = self._landmarks(frame.image, boxes, timings)
@@ -117,21 +120,13 @@ class FaceTracker:
             t = time.perf_counter()
             self.tracks.recheck(new, self.scanner.around(frame.image, refined))
             _lap(timings, "detect", t, add=True)
-        t = time.perf_counter()
         before = list(self.tracks.active)
-        success, ended = self.tracks.update(xy, confidence, frame.size)
+        success, _ = self.tracks.update(xy, confidence, frame.size)
         # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
         report = [i for i, tr in enumerate(before) if tr.confirmed]
         ids = np.array([before[i].face_id for i in report], np.int64)
-        smoothed = xy[report].copy()
-        for k, i in enumerate(report):
-            if success[i]:
-                side = float(boxes[i, 2] - boxes[i, 0])
-                smoothed[k] = self.smoother(int(ids[k]), xy[i], side)
-        self.smoother.forget(ended)
-        _lap(timings, "smooth", t)
         hallucinated = faces_to_images(faces[report], cfg) if opts.hallucinate else None
-        return FrameResult(frame, Faces(smoothed, confidence[report], boxes[report], ids, success[report],
+        return FrameResult(frame, Faces(xy[report], confidence[report], boxes[report], ids, success[report],
                                         hallucinated), timings)
 
     def _landmarks(self, image: np.ndarray, boxes: np.ndarray, timings: dict):
@@ -169,7 +164,12 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options, threads)
     with src:
-        yield from run_frames(src, tracker)
+        yield from smoothing_for(options, src)(run_frames(src, tracker))
+
+
+def smoothing_for(options: TrackerOptions, source: Source):
+    """The smoothing stage for this source (`auto`: One Euro if live, fixed-lag RTS otherwise)."""
+    return smoothing_stage(options.smooth, source.live, options.rts, options.one_euro, source.fps or 30.0)
 
 
 def run_frames(frames, tracker: FaceTracker, skip_until: int = 0) -> Iterator[FrameResult]:

@@ -1,78 +1,272 @@
-"""Landmark smoothing: a constant-velocity Kalman filter per track, over all 68 x 2 coordinates at once.
+"""Landmark smoothing: a stage between the tracker and the sinks, over the stream of `FrameResult`s.
 
-Every coordinate follows the same model (state = position, velocity), so they share one 2x2 covariance:
-the filter runs on that shared covariance to give the gain, which is then applied to the (2, 136) state of
-the track in one matrix product. Noise is scaled by the face size (a 16-px face has
-sub-pixel noise, a 300-px face several pixels), so one setting serves every scale.
-The state lives in the track (`KalmanState`); a new track starts a new filter.
+    results = smoothing_stage("auto", live=False)(run_frames(source, tracker))
+
+- `rts` (files): a constant-velocity Kalman filter per track, run forward as frames arrive, and a
+  Rauch-Tung-Striebel backward pass over the last `lag` frames. Frame t is written once frame t + lag has been
+  seen (or its track has ended), so its landmarks use `lag` frames of the future: no lag in the trajectory, a
+  delay of `lag` frames in the output, memory bounded by `lag` frames whatever the file's length.
+- `one-euro` (live sources): the One Euro filter (Casiez et al., CHI 2012; what MediaPipe uses), a low-pass
+  filter whose cut-off rises with the landmark's speed: still points are held still, fast ones followed.
+- `none`: the model's landmarks as they are. `auto`: `one-euro` for live sources, `rts` for the rest.
+
+Both filters are motion-aware. The RTS filter's process noise grows, per face region (jaw, brows, nose, eyes,
+mouth), with how far the region's measurements fall outside what the constant-velocity prediction expects
+(its normalised innovation), so a still face is smoothed hard while a talking mouth or a turning head is
+followed; landmarks the model is less sure of (lower heatmap peak) count as noisier measurements. Noise is
+in fractions of the face size, so one setting serves every scale. The parameters were fitted on the training
+clips (`python -m benchmarks.fit_smoothing`, never the held-out ones).
+
+The per-landmark algebra is 2x2 (position, velocity) and is written out in numpy: filterpy's RTS smoother
+runs on a whole finished sequence (not a fixed lag) and would add scipy and matplotlib to the base install.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from .types import Faces, FrameResult
+
+MODES = ("auto", "rts", "one-euro", "none")
+
+# Face regions of the 68-point scheme: each region's process noise adapts to its own motion.
+REGIONS = (slice(0, 17), slice(17, 27), slice(27, 36), slice(36, 48), slice(48, 68))
+_REGION_STARTS = np.array([r.start for r in REGIONS])
+_REGION_SIZES = np.array([r.stop - r.start for r in REGIONS])
+
 
 @dataclass(frozen=True)
-class KalmanParams:
-    # Standard deviations as fractions of the face size (landmark box side), per frame.
-    # `python -m benchmarks.tune_kalman` (two training clips at 24 px, against dlib's landmarks) found no
-    # setting that beats no smoothing on talking heads (NME 2.81% none, 2.89% here: lag costs what noise
-    # saves), so this is the cheapest setting that still cuts static-face jitter by ~25% (tests).
-    measurement: float = 0.01
-    process: float = 0.02
+class RtsParams:
+    """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
+    measurement: float = 0.01    # landmark noise sd / face size, at full confidence
+    process: float = 0.002       # acceleration sd / face size per frame, for a still face
+    motion: float = 4.0          # process variance grows by motion * (normalised innovation - 1), per region
+    confidence: float = 1.0      # measurement variance scales with (1 / heatmap peak) ** confidence
+    lag: int = 8                 # frames of the future each output frame waits for
+
+    def __post_init__(self):
+        if self.measurement <= 0 or self.process <= 0 or self.motion < 0 or self.confidence < 0 or self.lag < 0:
+            raise ValueError(f"bad RTS parameters {self}")
 
 
-class KalmanState:
-    """Constant-velocity Kalman filter whose 2x2 covariance all 136 coordinates share (same model, same noise),
-    so one gain serves the whole (2, 136) state. The 2x2 algebra is written out in numpy: filterpy would add
-    scipy and matplotlib (~240 MB) to the base install for these few lines."""
+@dataclass(frozen=True)
+class OneEuroParams:
+    """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
+    min_cutoff: float = 1.0      # Hz: the cut-off for a still landmark
+    beta: float = 1.0            # cut-off rise per face size per second of landmark speed
+    d_cutoff: float = 1.0        # Hz: the speed estimate's own low-pass
 
-    F = np.array([[1.0, 1.0], [0.0, 1.0]])        # position += velocity, dt = 1 frame
+    def __post_init__(self):
+        if self.min_cutoff <= 0 or self.beta < 0 or self.d_cutoff <= 0:
+            raise ValueError(f"bad One Euro parameters {self}")
 
-    def __init__(self, xy: np.ndarray, params: KalmanParams):
+
+# --- RTS: constant-velocity Kalman filter per landmark, fixed-lag Rauch-Tung-Striebel backward pass ----------
+
+_F = np.array([[1.0, 1.0], [0.0, 1.0]])               # position += velocity, dt = one frame
+_G = np.array([[0.25, 0.5], [0.5, 1.0]])              # discrete white-noise acceleration
+
+
+class _RtsTrack:
+    """One track's filter and its last frames. State per landmark and axis: (position, velocity); x and y
+    share the landmark's 2x2 covariance (same noise on both axes), so the covariance is (68, 2, 2)."""
+
+    def __init__(self, params: RtsParams):
         self.params = params
-        self.state = np.zeros((2, xy.size))
-        self.state[0] = xy.reshape(-1)
-        self.covariance: np.ndarray | None = None
+        self.frames: deque[int] = deque()        # frame index of each kept step
+        self.filtered: deque[np.ndarray] = deque()    # m_t   (68, 2 axes, 2)
+        self.predicted: deque[np.ndarray] = deque()   # m-_t  (68, 2, 2), prediction of step t from t-1
+        self.gains: deque[np.ndarray | None] = deque()  # C_t linking t to t+1 (None for the newest step)
+        self.mean: np.ndarray | None = None
+        self.cov: np.ndarray | None = None
+        self.ended = False                       # no frame of the stream holds this track any more
 
-    def step(self, xy: np.ndarray, face_size: float) -> np.ndarray:
-        """Predict one frame ahead, correct with the measured (68, 2) points, return the filtered points."""
+    def add(self, frame: int, xy: np.ndarray | None, confidence: np.ndarray, size: float) -> None:
+        """One frame's measurement (68, 2), or None when the frame's landmarks are not trusted."""
         p = self.params
-        r = (p.measurement * face_size) ** 2
-        q = (p.process * face_size) ** 2
-        if self.covariance is None:
-            self.covariance = np.diag([r, 4 * q])
-            self.state[0], self.state[1] = xy.reshape(-1), 0.0
-            return xy.astype(np.float32)
-        # Discrete white-noise acceleration model.
-        predicted_cov = self.F @ self.covariance @ self.F.T + q * np.array([[0.25, 0.5], [0.5, 1.0]])
-        gain = predicted_cov[:, :1] / (predicted_cov[0, 0] + r)      # (2, 1); H = [1, 0]
-        self.covariance = predicted_cov - gain @ predicted_cov[:1, :]
-        predicted = self.F @ self.state
-        innovation = xy.reshape(-1) - predicted[0]
-        self.state = predicted + gain @ innovation[None, :]
-        return self.state[0].reshape(xy.shape).astype(np.float32)
+        r = (p.measurement * size) ** 2 * np.maximum(confidence, 0.05) ** -p.confidence      # (68,)
+        q0 = (p.process * size) ** 2
+        if self.mean is None:
+            if xy is None:
+                return
+            self.mean = np.stack([xy, np.zeros_like(xy)], -1).astype(np.float64)
+            self.cov = np.zeros((68, 2, 2))
+            self.cov[:, 0, 0], self.cov[:, 1, 1] = r, (0.05 * size) ** 2
+            self._push(frame, self.mean, self.mean, None)
+            return
+        prior_mean = self.mean @ _F.T                                         # (68, 2, 2)
+        base_cov = _F @ self.cov @ _F.T                                        # (68, 2, 2)
+        prior_cov = base_cov + q0 * _G
+        if xy is None:
+            mean, cov = prior_mean, prior_cov
+        else:
+            innovation = xy - prior_mean[..., 0]                               # (68, 2)
+            if p.motion > 0:   # motion the model did not expect raises its region's process noise
+                nis = (innovation ** 2).sum(1) / (prior_cov[:, 0, 0] + r)          # per landmark, 2 axes
+                region_nis = np.add.reduceat(nis, _REGION_STARTS) / (2 * _REGION_SIZES)
+                scale = np.repeat(1.0 + p.motion * np.maximum(region_nis - 1.0, 0.0), _REGION_SIZES)
+                prior_cov = base_cov + (q0 * scale)[:, None, None] * _G
+            gain = prior_cov[:, :, 0] / (prior_cov[:, 0, 0] + r)[:, None]     # (68, 2): H = [1, 0]
+            mean = prior_mean + innovation[..., None] * gain[:, None, :]
+            cov = prior_cov - gain[:, :, None] * prior_cov[:, None, 0, :]
+        # Smoother gain of the previous step, C = P_{t-1} F' (P-_t)^-1, kept transposed: the backward pass
+        # applies it to row vectors (one per axis) with one batched matmul.
+        if self.gains:     # (with lag 0 the previous step is already out: no backward pass needs it)
+            self.gains[-1] = (self.cov @ _F.T @ _inverse(prior_cov)).transpose(0, 2, 1)
+        self.mean, self.cov = mean, cov
+        self._push(frame, mean, prior_mean, None)
+
+    def _push(self, frame, mean, prior_mean, gain) -> None:
+        self.frames.append(frame)
+        self.filtered.append(mean)
+        self.predicted.append(prior_mean)
+        self.gains.append(gain)
+
+    def smoothed(self, frame: int) -> np.ndarray | None:
+        """(68, 2) positions at `frame` given every step kept after it; then steps up to `frame` are dropped."""
+        if frame not in self.frames:
+            return None
+        k = self.frames.index(frame)
+        mean = self.filtered[-1]
+        for j in range(len(self.frames) - 2, k - 1, -1):       # backward pass, newest to `frame`
+            mean = self.filtered[j] + (mean - self.predicted[j + 1]) @ self.gains[j]
+        for _ in range(k + 1):
+            self.frames.popleft(), self.filtered.popleft(), self.predicted.popleft(), self.gains.popleft()
+        return mean[..., 0]
 
 
-class Smoother:
-    """`kalman` or `none`; holds per-track states keyed by face id."""
+class RtsSmoothing:
+    """Fixed-lag RTS smoothing stage: yields each frame once `lag` later frames were seen (or at the end)."""
 
-    def __init__(self, kind: str = "kalman", params: KalmanParams = KalmanParams()):
-        if kind not in ("kalman", "none"):
-            raise ValueError(f"unknown smoothing {kind!r}; choose kalman or none")
-        self.kind, self.params = kind, params
-        self.states: dict[int, KalmanState] = {}
+    def __init__(self, params: RtsParams = RtsParams()):
+        self.params = params
+        self.tracks: dict[int, _RtsTrack] = {}
+        self.waiting: deque[tuple[FrameResult, float]] = deque()   # (result, ms spent on it so far)
 
-    def __call__(self, face_id: int, xy: np.ndarray, face_size: float) -> np.ndarray:
-        if self.kind == "none":
-            return xy
-        state = self.states.get(face_id)
-        if state is None:
-            state = self.states[face_id] = KalmanState(xy, self.params)
-        return state.step(xy, face_size)
+    def __call__(self, results: Iterable[FrameResult]) -> Iterator[FrameResult]:
+        for result in results:
+            t = time.perf_counter()
+            faces = result.faces
+            seen = set()
+            for i in range(len(faces)):
+                face_id = int(faces.face_id[i])
+                seen.add(face_id)
+                track = self.tracks.get(face_id)
+                if track is None:
+                    track = self.tracks[face_id] = _RtsTrack(self.params)
+                track.add(result.frame.index, faces.xy[i] if faces.success[i] else None, faces.confidence[i],
+                          _size(faces.boxes[i]))
+            for face_id in [k for k in self.tracks if k not in seen]:
+                self.tracks[face_id].ended = True
+            self.waiting.append((result, (time.perf_counter() - t) * 1000.0))
+            while len(self.waiting) > self.params.lag:
+                yield self._release()
+        while self.waiting:
+            yield self._release()
 
-    def forget(self, face_ids) -> None:
-        for i in face_ids:
-            self.states.pop(int(i), None)
+    def _release(self) -> FrameResult:
+        t = time.perf_counter()
+        result, cost = self.waiting.popleft()
+        faces = result.faces
+        xy = faces.xy.copy()
+        for i in range(len(faces)):
+            track = self.tracks.get(int(faces.face_id[i]))
+            smoothed = track.smoothed(result.frame.index) if track is not None else None
+            if smoothed is not None and faces.success[i]:
+                xy[i] = smoothed
+        # Tracks with nothing left to release are finished (ended ones) or wait for their next frame.
+        for face_id in [k for k, tr in self.tracks.items() if not tr.frames and tr.ended]:
+            del self.tracks[face_id]
+        # The frame's smoothing cost: its own filter step now and its backward pass at release.
+        timings = {**result.timings, "smooth": cost + (time.perf_counter() - t) * 1000.0}
+        return dataclasses.replace(result, faces=dataclasses.replace(faces, xy=xy), timings=timings)
+
+
+# --- One Euro: low-pass filter whose cut-off follows the landmark's speed --------------------------------
+
+class _OneEuroTrack:
+    def __init__(self, xy: np.ndarray, timestamp: float):
+        self.xy, self.speed, self.timestamp = xy.astype(np.float64), np.zeros(68), timestamp
+
+
+class OneEuroSmoothing:
+    """Causal One Euro filter per track; speeds are in face sizes per second, so one setting fits every scale."""
+
+    def __init__(self, params: OneEuroParams = OneEuroParams(), fps: float = 30.0):
+        self.params, self.frame_time = params, 1.0 / (fps or 30.0)
+        self.tracks: dict[int, _OneEuroTrack] = {}
+
+    def __call__(self, results: Iterable[FrameResult]) -> Iterator[FrameResult]:
+        p = self.params
+        for result in results:
+            t = time.perf_counter()
+            faces, now = result.faces, result.frame.timestamp
+            xy = faces.xy.copy()
+            seen = set()
+            for i in range(len(faces)):
+                face_id = int(faces.face_id[i])
+                seen.add(face_id)
+                if not faces.success[i]:
+                    continue
+                track = self.tracks.get(face_id)
+                if track is None:
+                    self.tracks[face_id] = _OneEuroTrack(xy[i], now)
+                    continue
+                dt = now - track.timestamp
+                if not dt > 0:            # a source without timestamps: one frame
+                    dt = self.frame_time
+                size = _size(faces.boxes[i])
+                speed = np.linalg.norm(xy[i] - track.xy, axis=-1) / (dt * size)      # face sizes per second
+                track.speed += _alpha(p.d_cutoff, dt) * (speed - track.speed)
+                cutoff = p.min_cutoff + p.beta * track.speed                          # (68,)
+                a = _alpha(cutoff, dt)[:, None]
+                track.xy += a * (xy[i] - track.xy)
+                track.timestamp = now
+                xy[i] = track.xy
+            for face_id in [k for k in self.tracks if k not in seen]:
+                del self.tracks[face_id]
+            timings = {**result.timings, "smooth": (time.perf_counter() - t) * 1000.0}
+            yield dataclasses.replace(result, faces=dataclasses.replace(faces, xy=xy), timings=timings)
+
+
+def _inverse(m: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of 2x2 matrices, written out (np.linalg.inv's per-call overhead is most of its cost)."""
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    out = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2)
+    return out / (a * d - b * c)[:, None, None]
+
+
+def _alpha(cutoff, dt: float):
+    tau = 1.0 / (2 * math.pi * np.asarray(cutoff, np.float64))
+    return 1.0 / (1.0 + tau / dt)
+
+
+def _size(box: np.ndarray) -> float:
+    return max(float(box[2] - box[0]), 1.0)
+
+
+def resolve(mode: str, live: bool) -> str:
+    """`auto` -> the mode for this kind of source."""
+    if mode not in MODES:
+        raise ValueError(f"unknown smoothing {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "auto":
+        return "one-euro" if live else "rts"
+    return mode
+
+
+def smoothing_stage(mode: str, live: bool, rts: RtsParams = RtsParams(), one_euro: OneEuroParams = OneEuroParams(),
+                    fps: float = 30.0):
+    """The stage for `mode` ('auto' picks by source type): a function from results to results."""
+    mode = resolve(mode, live)
+    if mode == "rts":
+        return RtsSmoothing(rts)
+    if mode == "one-euro":
+        return OneEuroSmoothing(one_euro, fps)
+    return lambda results: iter(results)

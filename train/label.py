@@ -62,7 +62,9 @@ class DlibTeacher:
 
 
 def label_video(video: Path, out_dir: Path, teacher: DlibTeacher, stride: int = 1) -> tuple[int, int]:
-    import av
+    import cv2
+
+    from tracker.sources import open_source
 
     clip = out_dir / video.stem
     annot = clip / "annot"
@@ -71,15 +73,15 @@ def label_video(video: Path, out_dir: Path, teacher: DlibTeacher, stride: int = 
     if not link.exists():
         link.symlink_to(video.resolve())
     labelled = skipped = 0
-    with av.open(str(video)) as container:
-        for number, frame in enumerate(container.decode(video=0), 1):
-            if (number - 1) % stride:
+    with open_source(str(video)) as source:    # the tracker's reader, so labels and tracker see the same frames
+        for frame in source:
+            if (frame.index - 1) % stride:
                 continue
-            xy = teacher(frame.to_ndarray(format="rgb24"))
+            xy = teacher(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
             if xy is None:
                 skipped += 1
                 continue
-            write_pts(annot / f"{number:06d}.pts", xy)
+            write_pts(annot / f"{frame.index:06d}.pts", xy)
             labelled += 1
     return labelled, skipped
 

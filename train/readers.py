@@ -117,6 +117,19 @@ def read_300w(root: str | Path, split: str = "full") -> list[LandmarkRecord]:
     return records
 
 
+def read_300vw_clip(annot: Path) -> dict[int, np.ndarray]:
+    """One 300VW clip's `annot/NNNNNN.pts` files -> {frame number (1-based): (68, 2) landmarks}."""
+    labels = {}
+    for pts in sorted(Path(annot).glob("*.pts")):
+        if not pts.stem.isdigit():
+            raise DatasetError(f"{pts}: 300VW annotations are numbered 000001.pts, ...")
+        number = int(pts.stem)
+        if number < 1:
+            raise DatasetError(f"{pts}: 300VW frames are numbered from 1")
+        labels[number] = read_pts(pts)
+    return labels
+
+
 def read_300vw(root: str | Path) -> list[LandmarkRecord]:
     """300VW clips: `<clip>/annot/NNNNNN.pts` with `<clip>/vid.avi|mp4` or `<clip>/imgs/NNNNNN.jpg`."""
     root = Path(root)
@@ -126,19 +139,13 @@ def read_300vw(root: str | Path) -> list[LandmarkRecord]:
     for annot in sorted(root.glob("*/annot")):
         clip = annot.parent
         video = next((clip / f"vid{ext}" for ext in VIDEO_EXTS if (clip / f"vid{ext}").exists()), None)
-        for pts in sorted(annot.glob("*.pts")):
-            if not pts.stem.isdigit():
-                raise DatasetError(f"{pts}: 300VW annotations are numbered 000001.pts, ...")
-            number = int(pts.stem)
-            if number < 1:
-                raise DatasetError(f"{pts}: 300VW frames are numbered from 1")
-            xy = read_pts(pts)
+        for number, xy in read_300vw_clip(annot).items():
             if video is not None:
                 records.append(LandmarkRecord(video, xy, frame_index=number - 1))
                 continue
-            image = _image_for(clip / "imgs" / pts.name)
+            image = _image_for(clip / "imgs" / f"{number:06d}.pts")
             if image is None:
-                raise DatasetError(f"{clip}: no vid.avi/vid.mp4 and no imgs/{pts.stem}.jpg for {pts.name}")
+                raise DatasetError(f"{clip}: no vid.avi/vid.mp4 and no imgs/{number:06d}.jpg for {number:06d}.pts")
             records.append(LandmarkRecord(image, xy))
     if not records:
         raise DatasetError(f"{root}: no 300VW clips found (expected <clip>/annot/000001.pts)")

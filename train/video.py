@@ -36,30 +36,29 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
     With teacher labels (`labels/<clip>/annot/NNNNNN.pts`, from `python -m train.label`) the crop follows
     the labelled landmarks and only labelled frames are kept; otherwise the detector finds the face.
     """
-    import av
     import cv2
 
     from sht_model import geometry
     from tracker.detector import YuNetDetector
     from tracker.scan import Scanner
+    from tracker.sources import open_source
 
-    from .readers import read_pts
+    from .readers import read_300vw_clip
 
-    annot = labels / video.stem / "annot" if labels is not None else None
+    annotated = read_300vw_clip(labels / video.stem / "annot") if labels is not None else None
     scanner = Scanner(YuNetDetector(), min_face=60)
     out = []
-    with av.open(str(video)) as container:
-        for number, frame in enumerate(container.decode(video=0), 1):
-            if (number - 1) % stride:
+    with open_source(str(video)) as source:    # the tracker's reader: rotation and damaged packets handled
+        for frame in source:
+            if (frame.index - 1) % stride:
                 continue
             xy = None
-            if annot is not None:
-                pts = annot / f"{number:06d}.pts"
-                if not pts.exists():
+            if annotated is not None:
+                xy = annotated.get(frame.index)
+                if xy is None:
                     continue
-                xy = read_pts(pts)
                 box = geometry.landmark_box(xy)
-            bgr = frame.to_ndarray(format="bgr24")
+            bgr = frame.image
             if xy is None:
                 boxes = scanner.full(bgr)
                 boxes = boxes[boxes[:, 4] >= 0.6]

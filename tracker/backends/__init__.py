@@ -9,6 +9,7 @@ CUDA and torch-tensorrt are present, else ONNX Runtime).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -19,12 +20,28 @@ from sht_model.config import DHLNConfig
 log = logging.getLogger("shtrack")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# Weights shipped in the package, by model name (`shtrack --model NAME`); MODEL_CARD.md describes them.
-# The int8 files are `shtrack export --int8` of the float ones (ONNX Runtime only, heatmaps only).
-BUNDLED = {"cpu-rt": ASSETS / "shtrack-cpu-rt.safetensors",       # the default: most accurate on CPU
-           "cpu-fast": ASSETS / "shtrack-cpu-fast.safetensors",   # one stack: 1.4-1.7x the frame rate, less accurate
-           "cpu-rt-int8": ASSETS / "shtrack-cpu-rt-int8.onnx",
-           "cpu-fast-int8": ASSETS / "shtrack-cpu-fast-int8.onnx"}
+
+
+@dataclass(frozen=True)
+class BundledWeights:
+    """A weight tag (`shtrack --model TAG`): which file, of which architecture preset (sht_model.config), at which
+    precision. Tags name trained weights; presets name architectures (one preset can have several tags)."""
+    file: Path
+    preset: str
+    precision: str          # float32 | int8 (int8: `shtrack export --int8` of the float file; ONNX Runtime only)
+    note: str
+
+
+# Weights shipped in the package; MODEL_CARD.md describes them.
+WEIGHTS = {
+    "cpu-rt": BundledWeights(ASSETS / "shtrack-cpu-rt.safetensors", "cpu-rt", "float32",
+                             "the default: most accurate on CPU"),
+    "cpu-fast": BundledWeights(ASSETS / "shtrack-cpu-fast.safetensors", "cpu-fast", "float32",
+                               "one stack: 1.4-1.7x the frame rate, less accurate"),
+    "cpu-rt-int8": BundledWeights(ASSETS / "shtrack-cpu-rt-int8.onnx", "cpu-rt", "int8", "heatmaps only"),
+    "cpu-fast-int8": BundledWeights(ASSETS / "shtrack-cpu-fast-int8.onnx", "cpu-fast", "int8", "heatmaps only"),
+}
+BUNDLED = {tag: w.file for tag, w in WEIGHTS.items()}
 DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
