@@ -8,8 +8,8 @@ results (smoothing never feeds back into tracking, so this equals a full run). J
 teacher's trend (benchmarks.lowres.reference_trend); NME against the teacher as labelled. Chosen:
 - rts: among settings whose NME is within 0.5% (relative) of unsmoothed at every width, the lowest mean jitter;
   then the shortest lag (frames of the future) whose jitter is within 2% of the longest tried.
-- one-euro: among settings with lag <= 0.5 frames and NME within 0.5% of unsmoothed at every width, the lowest
-  mean jitter.
+- one-euro: among settings with lag <= 0.5 frames and NME within 1% of unsmoothed at every width, the lowest
+  mean jitter (a causal filter cannot follow motion for free: every setting that halves the jitter lags).
 Writes benchmarks/results/fit_smoothing.json; tracker/smoothing.py's defaults are its "chosen" entries (a test
 checks they agree).
 """
@@ -110,11 +110,11 @@ def main(argv=None) -> int:
     best_rts = dataclasses.replace(best_rts, lag=best_lag)
 
     euro = {}
-    for cutoff, beta in itertools.product([0.25, 0.5, 1.0, 2.0, 4.0], [0.0, 1.0, 3.0, 10.0, 30.0, 100.0]):
+    for cutoff, beta in itertools.product([0.25, 0.5, 1.0, 2.0, 4.0], [3.0, 10.0, 20.0, 30.0, 50.0, 100.0]):
         params = OneEuroParams(cutoff, beta)
         euro[params] = evaluate(lambda: OneEuroSmoothing(params, 30.0), recorded, f"one-euro {params}")
         runs[f"one-euro {params}"] = {"params": dataclasses.asdict(params), "scores": euro[params]}
-    ok = [k for k, v in euro.items() if acceptable_nme(v, 0.005) and all(s["lag"] <= 0.5 for s in v.values())]
+    ok = [k for k, v in euro.items() if acceptable_nme(v, 0.01) and all(s["lag"] <= 0.5 for s in v.values())]
     best_euro = min(ok, key=lambda k: mean(euro[k], J)) if ok else None
 
     rows = []

@@ -112,8 +112,18 @@ class FPTN(nn.Module):
         return self.generator(face, cond_heatmaps, target_heatmaps)
 
     def appearance_logits(self, cond_face: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        return self.d_appearance(torch.cat([cond_face, face], 1))
+        return self.d_appearance(appearance_input(cond_face, face))
 
     def shape_logits(self, heatmaps: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        hm = F.interpolate(heatmaps, size=face.shape[-2:], mode="bilinear", align_corners=False)
-        return self.d_shape(torch.cat([hm, face], 1))
+        return self.d_shape(shape_input(heatmaps, face))
+
+
+def appearance_input(cond_face: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """D_A's input: the condition face beside the face judged."""
+    return torch.cat([cond_face, face], 1)
+
+
+def shape_input(heatmaps: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """D_S's input: the target heatmaps (at the face's size) beside the face judged."""
+    hm = F.interpolate(heatmaps, size=face.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([hm, face], 1)

@@ -324,6 +324,49 @@ def test_ddp_two_processes_on_gloo(faces_300w, tmp_path):
     assert json.loads((out / "config.json").read_text())["preset"] == "test"
 
 
+RANK_SCRIPT = """
+import os, sys
+import torch
+from safetensors.torch import save_file
+from train import common, loops
+from train.common import TrainConfig, unwrap
+
+rank = int(os.environ["RANK"])
+kept = {}
+def keep(cfg, rt, step, modules, optimizers, extra):
+    # Parameters (not BatchNorm buffers, which each process updates on its own batch) of every module.
+    kept.update({f"{k}.{n}": p.detach().clone() for k, m in modules.items() for n, p in unwrap(m).named_parameters()})
+loops.save_checkpoint = keep
+cfg = TrainConfig(stage="sht", preset="test", data=sys.argv[1], batch_size=2, workers=0, steps=2, threads=1,
+                  val_fraction=0.3, fptn_channels=8, fptn_blocks=1, out=sys.argv[2], eval_every=100)
+rt = common.setup(cfg)
+loops.train_sht(cfg, rt)
+save_file(kept, os.path.join(sys.argv[2], f"rank{rank}.safetensors"))
+common.teardown(rt)
+"""
+
+
+@pytest.mark.slow
+def test_sht_stage_under_ddp_keeps_dhln_and_fptn_identical_across_processes(faces_300w, tmp_path):
+    """Two processes on gloo see different pairs; every gradient (DHLN's and FPTN's generator and
+    discriminators') must be averaged, so after two steps both hold the same parameters."""
+    from safetensors.torch import load_file
+
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    out = tmp_path / "ddp"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29534",
+           str(script), str(faces_300w), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [load_file(str(out / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert any(k.startswith("fptn.d_shape") for k in ranks[0]) and any(k.startswith("dhln.") for k in ranks[0])
+    differ = [k for k in ranks[0] if not torch.allclose(ranks[0][k], ranks[1][k], atol=1e-6)]
+    assert not differ, differ[:5]
+
+
 def test_every_train_flag_has_help():
     import argparse
 

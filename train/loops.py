@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -20,6 +21,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
 from sht_model import FPTN, FPTNConfig
+from sht_model.dhln import DHLNOutput
+from sht_model.fptn import appearance_input, shape_input
 
 from . import losses
 from .common import (Runtime, TrainConfig, evaluate_faces, freeze_batchnorm, init_dhln, load_checkpoint,
@@ -57,9 +60,73 @@ def _to(batch, device):
     return batch.to(device, non_blocking=True)
 
 
-def _wrap(model, rt: Runtime):
+def _wrap(model, rt: Runtime, find_unused_parameters: bool = False):
     model = model.to(rt.device)
-    return DistributedDataParallel(model) if rt.world > 1 else model
+    return DistributedDataParallel(model, find_unused_parameters=find_unused_parameters) if rt.world > 1 else model
+
+
+class Precision:
+    """Mixed precision, chosen once for every stage: with --amp on CUDA, float16 autocast and a GradScaler;
+    otherwise float32 and the scaler passes everything through unchanged."""
+
+    def __init__(self, cfg: TrainConfig, rt: Runtime):
+        self.device_type = rt.device.type
+        self.enabled = cfg.amp and self.device_type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.enabled)
+
+    def autocast(self):
+        return torch.autocast(self.device_type, enabled=self.enabled)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer, clip: list | None = None) -> None:
+        """Unscale, clip the gradients of `clip` (max norm 5), step."""
+        if clip is not None:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(clip, 5.0)
+        self.scaler.step(optimizer)
+
+    def update(self) -> None:     # once per iteration, after every optimiser stepped
+        self.scaler.update()
+
+
+class Loop:
+    """What every stage's loop shares: resuming, the learning-rate schedule (per optimiser, scaled), when to log,
+    and the evaluation and checkpoint after each step. The stage writes only its step:
+
+        loop = Loop(cfg, rt, modules, optimizers)
+        for step in loop.steps():
+            ...forward, backward, optimiser steps...
+            if loop.logging(step): loop.log(step, {...})
+    """
+
+    def __init__(self, cfg: TrainConfig, rt: Runtime, modules: dict, optimizers: dict,
+                 lr_scale: dict[str, float] | None = None, evaluate=None, val=None):
+        self.cfg, self.rt, self.modules, self.optimizers = cfg, rt, modules, optimizers
+        self.lr_scale = lr_scale or {}
+        self.evaluate, self.val, self.best = evaluate, val, float("inf")
+        self.start = load_checkpoint(cfg, modules, optimizers)
+        self.precision = Precision(cfg, rt)
+
+    def steps(self):
+        cfg = self.cfg
+        for step in range(self.start, cfg.steps):
+            for name, opt in self.optimizers.items():
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, cfg) * self.lr_scale.get(name, 1.0)
+            yield step
+            last = step == cfg.steps - 1
+            if self.evaluate is not None and ((step + 1) % cfg.eval_every == 0 or last):
+                self.best = _evaluate(cfg, self.rt, self.evaluate, self.val, step + 1, self.best)
+            if (step + 1) % cfg.ckpt_every == 0 or last:
+                save_checkpoint(cfg, self.rt, step + 1, self.modules, self.optimizers, {})
+
+    def logging(self, step: int) -> bool:
+        return step % self.cfg.log_every == 0 or step == self.cfg.steps - 1
+
+    def log(self, step: int, scalars: dict) -> None:
+        log_scalars(self.rt, step, scalars)
 
 
 def _evaluate(cfg, rt, model, val, step, best):
@@ -96,40 +163,31 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     ema = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay else None
     modules = {"dhln": ema.module, "live": model} if ema else {"dhln": model}
-    start = load_checkpoint(cfg, modules, {"opt": opt})
-    if ema is not None and start:
-        ema.n_averaged.fill_(start)    # resumed: the average has history (0 would restart it from the live weights)
-    result = modules["dhln"]
+    loop = Loop(cfg, rt, modules, {"opt": opt}, evaluate=modules["dhln"], val=val)
+    if ema is not None and loop.start:
+        ema.n_averaged.fill_(loop.start)  # resumed: the average has history (0 would restart it from the live weights)
     weights = losses.LossWeights()
     log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
              f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
-    best, batches = float("inf"), _batches(dataset, cfg, rt)
-    for step in range(start, cfg.steps):
+    batches = _batches(dataset, cfg, rt)
+    for step in loop.steps():
         batch = _to(next(batches), rt.device)
         if cfg.freeze_bn:   # fine-tune the network exactly as it runs at inference
             freeze_batchnorm(model)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        logging_step = step % cfg.log_every == 0 or step == cfg.steps - 1
-        with torch.autocast(rt.device.type, enabled=cfg.amp and rt.device.type == "cuda"):
+        with loop.precision.autocast():
             out = model(batch["input"])
             terms = losses.dhln_terms(out.heatmaps, out.face, batch["heatmaps"], batch["face"], weights)
             loss = sum(terms.values())
-        shares = losses.gradient_shares(list(model.parameters()), terms) if logging_step else {}
+        shares = losses.gradient_shares(list(model.parameters()), terms) if loop.logging(step) else {}
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        loop.precision.backward(loss)
+        loop.precision.step(opt, clip=list(model.parameters()))
+        loop.precision.update()
         if ema is not None:
             ema.update_parameters(unwrap(model))
-        if logging_step:
-            log_scalars(rt, step, {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()},
-                                   **{f"grad_share_{k}": v for k, v in shares.items()},
-                                   "lr": opt.param_groups[0]["lr"]})
-        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-            best = _evaluate(cfg, rt, result, val, step + 1, best)
-        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
-            save_checkpoint(cfg, rt, step + 1, modules, {"opt": opt}, {})
+        if loop.logging(step):
+            loop.log(step, {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()},
+                            **{f"grad_share_{k}": v for k, v in shares.items()}, "lr": opt.param_groups[0]["lr"]})
     return Path(cfg.out) / "last.safetensors"
 
 
@@ -142,6 +200,28 @@ def _fptn(cfg: TrainConfig, face_size: int) -> FPTN:
     return fptn
 
 
+class FPTNParts(NamedTuple):
+    """FPTN's generator and two discriminators, each wrapped on its own for DistributedDataParallel (every
+    gradient then comes from a wrapped forward and is averaged across processes)."""
+    generator: torch.nn.Module
+    d_appearance: torch.nn.Module
+    d_shape: torch.nn.Module
+
+    @classmethod
+    def wrap(cls, fptn: FPTN, rt: Runtime) -> "FPTNParts":
+        # The last PATB block's pose update feeds nothing (the generator returns the image stream), so DDP
+        # must expect parameters without a gradient there.
+        return cls(_wrap(fptn.generator, rt, find_unused_parameters=True), _wrap(fptn.d_appearance, rt),
+                   _wrap(fptn.d_shape, rt))
+
+    def optimizers(self, lr: float):
+        """(generator's, discriminators') Adam optimisers, as in pix2pix-style training."""
+        g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.5, 0.999))
+        d = torch.optim.Adam(list(self.d_appearance.parameters()) + list(self.d_shape.parameters()),
+                             lr=lr, betas=(0.5, 0.999))
+        return g, d
+
+
 def _vgg(cfg: TrainConfig, rt: Runtime):
     if not cfg.vgg19_weights:
         log.warning("no --vgg19-weights: training WITHOUT the perceptual term (lambda3 = 0)")
@@ -151,14 +231,14 @@ def _vgg(cfg: TrainConfig, rt: Runtime):
 
 def _generator_loss(fptn, vgg, cond_face, cond_hm, target_hm, target_face, w: losses.LossWeights):
     """FPTN generator objective: LSGAN on both discriminators + L1 + perceptual L1 (norms per sample, like
-    Eq. 4's: train/losses.py). Returns (weighted terms, fake, logged parts).
+    Eq. 4's: train/losses.py). `fptn`: an FPTN or FPTNParts. Returns (weighted terms, fake, logged parts).
 
     The discriminators' conditioning inputs (the condition face for D_A, the target heatmaps for D_S) are
     detached: in the sht stage they are DHLN's outputs, and the adversarial term should not train DHLN to make
     the discriminators' task easier; it reaches DHLN only through the generated face, like L1."""
-    fake = fptn(cond_face, cond_hm, target_hm)
-    gan = losses.lsgan(fptn.appearance_logits(cond_face.detach(), fake), True) + \
-        losses.lsgan(fptn.shape_logits(target_hm.detach(), fake), True)
+    fake = fptn.generator(cond_face, cond_hm, target_hm)
+    gan = losses.lsgan(fptn.d_appearance(appearance_input(cond_face.detach(), fake)), True) + \
+        losses.lsgan(fptn.d_shape(shape_input(target_hm.detach(), fake)), True)
     l1 = losses.pixel_loss(fake, target_face).mean()
     perc = losses.perceptual_loss(vgg, fake, target_face)
     terms = {"gan": w.gan * gan, "transfer_l1": w.transfer_l1 * l1, "perceptual": w.perceptual * perc}
@@ -166,11 +246,14 @@ def _generator_loss(fptn, vgg, cond_face, cond_hm, target_hm, target_face, w: lo
 
 
 def _discriminator_loss(fptn, cond_face, target_hm, real, fake):
-    fake = fake.detach()
-    d_a = losses.lsgan(fptn.appearance_logits(cond_face, real), True) + \
-        losses.lsgan(fptn.appearance_logits(cond_face, fake), False)
-    d_s = losses.lsgan(fptn.shape_logits(target_hm, real), True) + \
-        losses.lsgan(fptn.shape_logits(target_hm, fake), False)
+    """LSGAN for D_A and D_S. Real and fake go through each discriminator in one batch (one forward per
+    backward, as DistributedDataParallel needs; instance norm keeps the samples apart)."""
+    n = len(real)
+    faces = torch.cat([real, fake.detach()])
+    logits_a = fptn.d_appearance(appearance_input(torch.cat([cond_face, cond_face]), faces))
+    logits_s = fptn.d_shape(shape_input(torch.cat([target_hm, target_hm]), faces))
+    d_a = losses.lsgan(logits_a[:n], True) + losses.lsgan(logits_a[n:], False)
+    d_s = losses.lsgan(logits_s[:n], True) + losses.lsgan(logits_s[n:], False)
     return 0.5 * (d_a + d_s)
 
 
@@ -178,123 +261,127 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     """Pretrain FPTN on true heatmaps and HR faces of labelled rotation/scale pairs."""
     train, _ = _records(cfg)
     dhln_cfg = init_dhln(cfg).cfg
-    fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
-    core = unwrap(fptn)
+    fptn = _fptn(cfg, dhln_cfg.face_size).to(rt.device)
+    parts = FPTNParts.wrap(fptn, rt)
     vgg = _vgg(cfg, rt)
     dataset = LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)
-    opt_g = torch.optim.Adam(core.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
-                             lr=cfg.lr, betas=(0.5, 0.999))
-    start = load_checkpoint(cfg, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
-    w = losses.LossWeights()
+    opt_g, opt_d = parts.optimizers(cfg.lr)
+    loop = Loop(cfg, rt, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
+    w, precision = losses.LossWeights(), loop.precision
     batches = _batches(dataset, cfg, rt)
-    for step in range(start, cfg.steps):
+    for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b = batch["a"], batch["b"]
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-        terms, fake, parts = _generator_loss(core, vgg, a["face"], a["heatmaps"], b["heatmaps"], b["face"], w)
-        loss_g = sum(terms.values())
+        with precision.autocast():
+            terms, fake, logged = _generator_loss(parts, vgg, a["face"], a["heatmaps"], b["heatmaps"], b["face"], w)
+            loss_g = sum(terms.values())
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        loss_d = _discriminator_loss(core, a["face"], b["heatmaps"], b["face"], fake)
+        precision.backward(loss_g)
+        precision.step(opt_g)
+        with precision.autocast():
+            loss_d = _discriminator_loss(parts, a["face"], b["heatmaps"], b["face"], fake)
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            log_scalars(rt, step, {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), **parts})
-        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
-            save_checkpoint(cfg, rt, step + 1, {"fptn": fptn}, {"g": opt_g, "d": opt_d}, {})
+        precision.backward(loss_d)
+        precision.step(opt_d)
+        precision.update()
+        if loop.logging(step):
+            loop.log(step, {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), **logged})
     return Path(cfg.out) / "fptn.safetensors"
 
 
-def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
-    """Eq. 9-10: DHLN + FPTN on labelled pairs (gamma1 = 1) and unlabelled video pairs (gamma1 = 0)."""
+def _sht_pairs(cfg: TrainConfig, train, dhln_cfg) -> ConcatDataset:
+    """Labelled rotation/scale pairs (gamma1 = 1), teacher-labelled video pairs (gamma1 = 1) and unlabelled
+    video pairs (gamma1 = 0), mixed to --unlabelled-fraction."""
     from .video import VideoPairs
 
-    train, val = _records(cfg)
-    dhln = _wrap(init_dhln(cfg), rt)
-    dhln_cfg = unwrap(dhln).cfg
-    fptn = _wrap(_fptn(cfg, dhln_cfg.face_size), rt)
-    core = unwrap(fptn)
-    vgg = _vgg(cfg, rt)
-    parts_ds = [LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)]
+    parts = [LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)]
     taught = None
     if cfg.videos and cfg.video_labels:
         taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels)
-        parts_ds.append(taught)
+        parts.append(taught)
         log.info("sht: %d teacher-labelled video frames (gamma1 = 1)", len(taught))
     if cfg.videos and cfg.unlabelled_fraction > 0:
         # With teacher labels, the same decoded frames also serve as unlabelled pairs (labels dropped).
         video = (VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed + 1, clips=taught.clips, drop_labels=True)
                  if taught is not None else VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed))
-        labelled = sum(len(d) for d in parts_ds)
+        labelled = sum(len(d) for d in parts)
         # Repeat the unlabelled set so the mix matches `unlabelled_fraction` in expectation.
         want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction)
         repeats = max(1, round(want / max(1, len(video))))
-        parts_ds += [video] * repeats
+        parts += [video] * repeats
         log.info("sht: %d labelled pairs, %d unlabelled video pairs x%d (gamma1 = 0)", labelled, len(video), repeats)
-    dataset = ConcatDataset(parts_ds)
+    return ConcatDataset(parts)
+
+
+def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
+    """Eq. 9-10: DHLN + FPTN on labelled pairs (gamma1 = 1) and unlabelled video pairs (gamma1 = 0)."""
+    train, val = _records(cfg)
+    dhln = _wrap(init_dhln(cfg), rt)
+    dhln_cfg = unwrap(dhln).cfg
+    fptn = _fptn(cfg, dhln_cfg.face_size).to(rt.device)
+    parts = FPTNParts.wrap(fptn, rt)
+    vgg = _vgg(cfg, rt)
+    dataset = _sht_pairs(cfg, train, dhln_cfg)
     # DHLN and FPTN keep their own optimisers and rates: FPTN goes on as the fptn stage left it (its optimiser
     # state is taken from that run's state.pt when it lies beside --fptn-init), at --fptn-lr.
     opt = torch.optim.AdamW(dhln.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    opt_g = torch.optim.Adam(core.generator.parameters(), lr=cfg.fptn_lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(list(core.d_appearance.parameters()) + list(core.d_shape.parameters()),
-                             lr=cfg.fptn_lr, betas=(0.5, 0.999))
+    opt_g, opt_d = parts.optimizers(cfg.fptn_lr)
     fptn_state = Path(cfg.fptn_init).parent / "state.pt" if cfg.fptn_init else None
     if fptn_state is not None and fptn_state.exists() and not cfg.resume:
         saved = torch.load(fptn_state, map_location="cpu", weights_only=True)["optimizers"]
         opt_g.load_state_dict(saved["g"])
         opt_d.load_state_dict(saved["d"])
         log.info("sht: FPTN optimiser state from %s", fptn_state)
-    start = load_checkpoint(cfg, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d})
-    w = losses.LossWeights()
-    best, batches = float("inf"), _batches(dataset, cfg, rt)
-    for step in range(start, cfg.steps):
+    scale = cfg.fptn_lr / cfg.lr
+    loop = Loop(cfg, rt, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d},
+                lr_scale={"g": scale, "d": scale}, evaluate=dhln, val=val)
+    w, precision = losses.LossWeights(), loop.precision
+    batches = _batches(dataset, cfg, rt)
+    for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b, labelled = batch["a"], batch["b"], batch["labelled"]
         if cfg.freeze_bn:   # re-applied each step: evaluation puts the model back in train mode
             freeze_batchnorm(dhln)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        for o in (opt_g, opt_d):
-            for group in o.param_groups:
-                group["lr"] = lr_at(step, cfg) * cfg.fptn_lr / cfg.lr
-        out_a, out_b = dhln(a["input"]), dhln(b["input"])
-        terms_a = losses.dhln_terms(out_a.heatmaps, out_a.face, a["heatmaps"], a["face"], w, labelled)
-        terms_b = losses.dhln_terms(out_b.heatmaps, out_b.face, b["heatmaps"], b["face"], w, labelled)
-        # Transfer both ways through DHLN's own predictions: the gradient reaches DHLN through the
-        # hallucinated condition face and both heatmap sets (Eq. 9).
-        hm_a, hm_b = out_a.heatmaps[-1], out_b.heatmaps[-1]
-        t_ab, fake_b, tparts = _generator_loss(core, vgg, out_a.face, hm_a, hm_b, b["face"], w)
-        t_ba, fake_a, _ = _generator_loss(core, vgg, out_b.face, hm_b, hm_a, a["face"], w)
-        terms = {k: terms_a[k] + terms_b[k] for k in terms_a}
-        terms.update({f"transfer_{k}": t_ab[k] + t_ba[k] for k in t_ab})
-        loss = sum(terms.values())
-        logging_step = step % cfg.log_every == 0 or step == cfg.steps - 1
-        shares = losses.gradient_shares(list(dhln.parameters()), terms) if logging_step else {}
+        with precision.autocast():
+            # Both views in one forward pass (one DDP forward per backward).
+            out = dhln(torch.cat([a["input"], b["input"]]))
+            out_a, out_b = _halves(out)
+            terms_a = losses.dhln_terms(out_a.heatmaps, out_a.face, a["heatmaps"], a["face"], w, labelled)
+            terms_b = losses.dhln_terms(out_b.heatmaps, out_b.face, b["heatmaps"], b["face"], w, labelled)
+            # Transfer both ways through DHLN's own predictions (a -> b and b -> a in one FPTN batch): the
+            # gradient reaches DHLN through the hallucinated condition face and both heatmap sets (Eq. 9).
+            hm_a, hm_b = out_a.heatmaps[-1], out_b.heatmaps[-1]
+            cond_face, cond_hm, target_hm = torch.cat([out_a.face, out_b.face]), out.heatmaps[-1], torch.cat([hm_b, hm_a])
+            target_face = torch.cat([b["face"], a["face"]])
+            transfer, fake, logged = _generator_loss(parts, vgg, cond_face, cond_hm, target_hm, target_face, w)
+            terms = {k: terms_a[k] + terms_b[k] for k in terms_a}
+            # Eq. 9 sums the two directions; the batch mean over both is half that sum.
+            terms.update({f"transfer_{k}": 2 * v for k, v in transfer.items()})
+            loss = sum(terms.values())
+        shares = losses.gradient_shares(list(dhln.parameters()), terms) if loop.logging(step) else {}
         opt.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(dhln.parameters(), 5.0)
-        opt.step()
-        opt_g.step()
-        loss_d = _discriminator_loss(core, out_a.face.detach(), hm_b.detach(), b["face"], fake_b) + \
-            _discriminator_loss(core, out_b.face.detach(), hm_a.detach(), a["face"], fake_a)
+        precision.backward(loss)
+        precision.step(opt, clip=list(dhln.parameters()))
+        precision.step(opt_g)
+        with precision.autocast():   # (the sum of the two directions' losses, as before: hence 2x the mean)
+            loss_d = 2 * _discriminator_loss(parts, cond_face.detach(), target_hm.detach(), target_face, fake)
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if logging_step:
-            log_scalars(rt, step, {"loss": loss.detach(), "loss_d": loss_d.detach(),
-                                   **{k: v.detach() for k, v in terms.items()}, **tparts,
-                                   **{f"grad_share_{k}": v for k, v in shares.items()}, "labelled": labelled.mean()})
-        if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-            best = _evaluate(cfg, rt, dhln, val, step + 1, best)
-        if (step + 1) % cfg.ckpt_every == 0 or step == cfg.steps - 1:
-            save_checkpoint(cfg, rt, step + 1, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d}, {})
+        precision.backward(loss_d)
+        precision.step(opt_d)
+        precision.update()
+        if loop.logging(step):
+            loop.log(step, {"loss": loss.detach(), "loss_d": loss_d.detach(),
+                            **{k: v.detach() for k, v in terms.items()}, **logged,
+                            **{f"grad_share_{k}": v for k, v in shares.items()}, "labelled": labelled.mean()})
     return Path(cfg.out) / "last.safetensors"
+
+
+def _halves(out: DHLNOutput) -> tuple[DHLNOutput, DHLNOutput]:
+    """Split a forward pass over (view a, view b) back into the two views."""
+    heatmaps = [h.chunk(2) for h in out.heatmaps]
+    face_a, face_b = out.face.chunk(2)
+    return DHLNOutput([h[0] for h in heatmaps], face_a), DHLNOutput([h[1] for h in heatmaps], face_b)
 
 
 STAGES = {"dhln": train_dhln, "fptn": train_fptn, "sht": train_sht}
