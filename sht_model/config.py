@@ -81,4 +81,8 @@ PRESETS: dict[str, DHLNConfig] = {
 def get_config(name: str, **overrides) -> DHLNConfig:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    if not overrides:
+        return PRESETS[name]
+    # A changed architecture is no longer the preset: its name says what was changed.
+    changed = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return dataclasses.replace(PRESETS[name], name=f"{name}[{changed}]", **overrides)

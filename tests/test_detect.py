@@ -9,6 +9,7 @@ import pytest
 from tracker.cuts import CutDetector
 from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
 from tracker.detector import HaarDetector, YuNetDetector, load_detector
+from tracker.options import TrackerOptions
 from tracker.scan import Scanner, plan_scan
 from tracker.tracking import Tracks
 from tracker.types import Frame
@@ -114,7 +115,7 @@ def _faces(scores: list[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_new_tracks_are_confirmed_only_when_detector_and_landmarks_agree():
-    tracks = Tracks(min_detector_score=0.6, confirm_confidence=0.55)
+    tracks = Tracks(TrackerOptions(min_detector_score=0.6, confirm_confidence=0.55))
     boxes = np.array([[0, 0, 40, 40, 0.9], [100, 0, 140, 40, 0.9], [200, 0, 240, 40, 0.5]], np.float32)
     tracks.add_detections(boxes)
     assert len(tracks) == 3 and all(t.face_id == -1 for t in tracks.active)
@@ -126,13 +127,13 @@ def test_new_tracks_are_confirmed_only_when_detector_and_landmarks_agree():
 
 
 def test_weak_scan_detections_start_no_track():
-    tracks = Tracks(candidate_score=0.45)
+    tracks = Tracks(TrackerOptions(candidate_score=0.45))
     tracks.add_detections(np.array([[0, 0, 40, 40, 0.4]], np.float32))
     assert len(tracks) == 0
 
 
 def test_confirmed_track_ends_when_rechecks_find_no_face():
-    tracks = Tracks(max_detector_misses=2)
+    tracks = Tracks(TrackerOptions(max_detector_misses=2))
     tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
     xy, conf = _faces([0.8])
     tracks.update(xy, conf)
@@ -144,7 +145,7 @@ def test_confirmed_track_ends_when_rechecks_find_no_face():
     tracks.recheck([0], no_face)
     assert tracks.update(xy, conf)[1] == [0]
     # Unsure landmarks (drifted onto background): 2 re-checks end it.
-    tracks = Tracks(max_detector_misses=2)
+    tracks = Tracks(TrackerOptions(max_detector_misses=2))
     tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
     tracks.update(xy, conf)
     _, unsure = _faces([0.45])
@@ -153,7 +154,7 @@ def test_confirmed_track_ends_when_rechecks_find_no_face():
     tracks.recheck([0], no_face)
     assert tracks.update(xy, unsure)[1] == [0]
     # A re-check that finds the face resets the count.
-    tracks = Tracks(max_detector_misses=2)
+    tracks = Tracks(TrackerOptions(max_detector_misses=2))
     tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
     tracks.update(xy, conf)
     for _ in range(6):
@@ -235,7 +236,7 @@ def test_faces_validates_shapes_instead_of_reshaping():
 
 
 def test_a_sure_detector_confirms_a_face_the_landmark_model_is_less_sure_of():
-    tracks = Tracks(min_confidence=0.35, min_detector_score=0.6, confirm_confidence=0.55, strong_detector_score=0.75)
+    tracks = Tracks(TrackerOptions(min_confidence=0.35, min_detector_score=0.6, confirm_confidence=0.55, strong_detector_score=0.75))
     tracks.add_detections(np.array([[0, 0, 40, 40, 0.8], [100, 0, 140, 40, 0.65], [200, 0, 240, 40, 0.8]], np.float32))
     xy, conf = _faces([0.45, 0.45, 0.3])
     success, _ = tracks.update(xy, conf)

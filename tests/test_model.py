@@ -323,3 +323,20 @@ def test_int8_export_needs_calibration_data(tiny_weights):
     proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
                            "--int8", "x.onnx"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--calibration-data" in proc.stderr
+
+
+def test_a_changed_preset_is_named_by_its_changes():
+    from sht_model import build_model
+    from sht_model.config import PRESETS, get_config
+
+    assert get_config("test") == PRESETS["test"]
+    changed = build_model("test", num_stacks=1).cfg
+    assert changed.name == "test[num_stacks=1]" and changed.num_stacks == 1
+
+
+def test_onnxruntime_refuses_a_gpu_device_instead_of_ignoring_it(tiny_weights):
+    from sht_model.errors import BackendError
+    from tracker.backends import load_backend
+
+    with pytest.raises(BackendError, match="--device cuda"):
+        load_backend(tiny_weights, "onnxruntime", device="cuda")

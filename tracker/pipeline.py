@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,46 +20,12 @@ from .backends import Backend, load_backend
 from .crop import crop_faces, faces_to_images, landmarks_to_source
 from .cuts import CutDetector
 from .detector import load_detector
+from .options import TrackerOptions
 from .scan import Scanner
-from .smoothing import OneEuroParams, RtsParams, resolve, smoothing_stage
+from .smoothing import smoothing_stage
 from .sources import Source, open_source
 from .tracking import Tracks
 from .types import Faces, FrameResult
-
-
-@dataclass
-class TrackerOptions:
-    max_faces: int = 0                 # 0 = no limit
-    min_face: float = 16.0             # smallest face width (landmark box, px) looked for; larger is cheaper
-    detector: str = "yunet"            # tracker.detector.DETECTORS
-    # Every part of the frame is searched for new faces once per `detect_every` frames (tracker.scan: tiles
-    # in turn, the cost spread evenly); the first frame and the first after a shot change are searched whole.
-    detect_every: int = 25
-    recheck_every: int = 4             # frames between detector re-checks of each track
-    # A face is reported only when the detector and the landmark model agree: thresholds set on the training
-    # split's crowd scenes (benchmarks.crowd --fit; README, "Surveillance scenes").
-    candidate_score: float = 0.45      # scan detections from this score start tentative tracks
-    min_detector_score: float = 0.6    # detector score (scan or canonical scale) a new track needs...
-    strong_detector_score: float = 0.75  # ...or this much, with landmarks above min_confidence only
-    confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
-    min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
-    max_misses: int = 3
-    max_detector_misses: int = 2       # re-checks in a row without a face on the track end it
-    cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
-    # auto: zero-lag fixed-lag RTS for files, One Euro for live sources (tracker.smoothing; README, Results)
-    smooth: str = "auto"
-    rts: RtsParams = RtsParams()
-    one_euro: OneEuroParams = OneEuroParams()
-    hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
-
-    def __post_init__(self):
-        if self.min_face <= 0:
-            raise ValueError(f"min_face must be > 0, not {self.min_face}")
-        if self.detect_every < 1 or self.recheck_every < 1:
-            raise ValueError("detect_every and recheck_every must be >= 1")
-        if self.max_faces < 0:
-            raise ValueError(f"max_faces must be >= 0, not {self.max_faces}")
-        resolve(self.smooth, live=False)     # raises on an unknown mode
 
 
 class FaceTracker:
@@ -74,9 +39,7 @@ class FaceTracker:
         self.backend, self.options = backend, options
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
-        self.tracks = Tracks(options.max_faces, options.min_confidence, options.max_misses, options.candidate_score,
-                             options.min_detector_score, options.confirm_confidence, options.max_detector_misses,
-                             first_id=first_id, strong_detector_score=options.strong_detector_score)
+        self.tracks = Tracks(options, first_id=first_id)
         self._frames = 0
         self._source: str | None = None
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from sht_model import geometry
 
+from .options import TrackerOptions
+
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 4) x (m, 4) boxes -> (n, m) IoU."""
@@ -59,15 +61,13 @@ class Tracks:
     landmark model is below `confirm_confidence` as well, or twice as many whatever it says (the detector misses
     small faces now and then that the landmark model still follows well)."""
 
-    def __init__(self, max_faces: int = 0, min_confidence: float = 0.35, max_misses: int = 3,
-                 candidate_score: float = 0.45, min_detector_score: float = 0.6, confirm_confidence: float = 0.55,
-                 max_detector_misses: int = 2, match_iou: float = 0.3, first_id: int = 0,
-                 strong_detector_score: float = 0.75):
-        self.max_faces, self.min_confidence, self.max_misses = max_faces, min_confidence, max_misses
-        self.candidate_score = candidate_score
-        self.min_detector_score, self.confirm_confidence = min_detector_score, confirm_confidence
-        self.strong_detector_score = strong_detector_score
-        self.max_detector_misses = max_detector_misses
+    def __init__(self, options: TrackerOptions | None = None, first_id: int = 0, match_iou: float = 0.3):
+        o = options or TrackerOptions()
+        self.max_faces, self.min_confidence, self.max_misses = o.max_faces, o.min_confidence, o.max_misses
+        self.candidate_score = o.candidate_score
+        self.min_detector_score, self.confirm_confidence = o.min_detector_score, o.confirm_confidence
+        self.strong_detector_score = o.strong_detector_score
+        self.max_detector_misses = o.max_detector_misses
         self.match_iou = match_iou
         self.active: list[Track] = []
         self._next_id = first_id
