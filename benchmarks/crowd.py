@@ -14,7 +14,8 @@ false face.
 Each clip runs through the real command, `shtrack --source clip.mp4 --csv out.csv --quiet` in a subprocess,
 timed from start to exit (model loading included). Scores per frame, one-to-one matching (Hungarian on the
 box-centre distance; a match needs the centres within half the face width): recall by face width, false faces
-per frame, NME (inter-ocular, outer eye corners), FR@0.08, id switches per 1,000 matched face-frames. The real
+per frame, NME (inter-ocular, outer eye corners), FR@0.08, id switches per 1,000 matched face-frames, jitter and lag
+(benchmarks.lowres's definitions, against the exact truth; `--smoothing` adds runs per smoothing mode). The real
 `street_1080p.mp4` (no ground truth) gets faces per frame, distinct ids and FPS, plus annotated frames as PNG to
 look at. Writes benchmarks/results/crowd.json and crowd.png.
 
@@ -222,6 +223,7 @@ def score(truth: np.ndarray, predictions, width: int, height: int) -> dict:
     hits = np.zeros((frames, faces), bool)
     errors, false_faces, switches, matched_frames = [], 0, 0, 0
     last_id = {}
+    tracked = [[None] * frames for _ in range(faces)]      # per face: its matched landmarks per frame
     for t in range(frames):
         preds = predictions[t]
         if not preds:
@@ -239,6 +241,7 @@ def score(truth: np.ndarray, predictions, width: int, height: int) -> dict:
             hits[t, r] = True
             matched_frames += 1
             errors.append(float(metrics.nme(preds[c][1][None], truth[t, r][None])[0]))
+            tracked[r][t] = preds[c][1]
             face_id = preds[c][0]
             if r in last_id and last_id[r] != face_id:
                 switches += 1
@@ -258,7 +261,18 @@ def score(truth: np.ndarray, predictions, width: int, height: int) -> dict:
     return {"recall": float(hits[inside].mean()) if inside.any() else float("nan"), "recall_by_width": recall,
             "false_per_frame": false_faces / frames, "nme": float(errors.mean()) if len(errors) else float("nan"),
             "fr_008": float((errors > 0.08).mean()) if len(errors) else float("nan"),
-            "id_switches_per_1000": 1000.0 * switches / max(matched_frames, 1), "face_frames": int(inside.sum())}
+            "id_switches_per_1000": 1000.0 * switches / max(matched_frames, 1), "face_frames": int(inside.sum()),
+            **_steadiness(tracked, truth)}
+
+
+def _steadiness(tracked: list, truth: np.ndarray) -> dict:
+    """Jitter and lag against the exact ground truth (benchmarks.lowres's definitions: the reference here has
+    no noise of its own, so jitter is the tracker's alone)."""
+    from .lowres import _jitter, lag
+
+    sequences = [(preds, list(truth[:, r])) for r, preds in enumerate(tracked)]
+    jitter = [j for preds, gts in sequences for j in _jitter(preds, gts)]
+    return {"jitter": float(np.mean(jitter)) if jitter else float("nan"), "lag": lag(sequences)}
 
 
 def run_shtrack(video: Path, model: str, csv_path: Path, extra: list[str] = ()) -> float:
@@ -391,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
     p.add_argument("--name", default="crowd", help="results file name (benchmarks/results/NAME.json, NAME.png)")
     p.add_argument("--fit", action="store_true")
+    p.add_argument("--smoothing", nargs="*", default=["none", "one-euro"],
+                   help="extra runs of the first model with --smooth MODE (accuracy, jitter and lag per mode; the "
+                        "default runs use the tracker's default, auto = rts for files)")
     args = p.parse_args(argv)
     if args.fit:
         save("crowd_fit", fit(args.frames))
@@ -407,6 +424,12 @@ def main(argv: list[str] | None = None) -> int:
             wall = run_shtrack(video, model, csv_path, extra)
             scores = score(truth, read_csv(csv_path, len(truth)), spec.width, spec.height)
             entry["models"][model] = {**scores, "fps": len(truth) / wall, "wall_s": wall}
+        entry["smoothing"] = {}
+        for mode in args.smoothing:
+            csv_path = out_dir / f"{video.stem}_{args.models[0]}_{args.detector}_{mode}.csv"
+            wall = run_shtrack(video, args.models[0], csv_path, [*extra, "--smooth", mode])
+            scores = score(truth, read_csv(csv_path, len(truth)), spec.width, spec.height)
+            entry["smoothing"][mode] = {**scores, "fps": len(truth) / wall}
         results["scenes"].append(entry)
         console.print(json.dumps(entry, indent=1))
     if not args.no_street:
@@ -422,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table(f"crowd scenes (held-out 300W faces, default flags, detector {args.detector})",
                         ["scene", "model", "recall", "recall by width", "false/frame", "NME", "FR@0.08",
                          "id sw./1k", "FPS e2e"], rows))
+    rows = []
+    for entry in results["scenes"]:
+        modes = {"rts (default)": entry["models"][args.models[0]], **entry["smoothing"]}
+        for mode, r in modes.items():
+            rows.append([entry["scene"], mode, f"{r['nme']:.2%}", f"{r['jitter']:.4f}", f"{r['lag']:+.2f}"])
+    console.print(table(f"smoothing modes, {args.models[0]}, against the exact ground truth",
+                        ["scene", "mode", "NME", "jitter", "lag"], rows))
     for model, r in results["street"].items():
         console.print(f"street_1080p {model}: {r}")
     save(args.name, results)

@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-mediapipe", action="store_true")
     p.add_argument("--smoothing", nargs="+", choices=["auto", "none", "rts", "one-euro"],
                    default=["auto", "none", "one-euro"],
-                   help="smoothing modes of the first model (auto = the default for files, rts: rows NAME; others "
-                        "NAME+MODE); other models run auto only")
+                   help="smoothing modes of the first model: the first listed gives rows NAME (auto = the tracker's "
+                        "default, rts for these files), the others NAME+MODE; other models run the first only")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
     from tracker.backends import BUNDLED
@@ -253,8 +253,8 @@ def main(argv=None) -> int:
             runs = {}
             for k, (name, path) in enumerate(methods.items()):
                 # Smoothing modes for the first model only: what smoothing does barely depends on the model.
-                for smooth in args.smoothing if k == 0 else ["auto"]:
-                    runs[name if smooth == "auto" else f"{name}+{smooth}"] = run_shtrack(
+                for smooth in args.smoothing if k == 0 else args.smoothing[:1]:
+                    runs[name if smooth == args.smoothing[0] else f"{name}+{smooth}"] = run_shtrack(
                         frames, path, smooth, 0.75 * width, fps[clip])
             if teacher is not None:
                 runs["dlib"] = run_dlib(frames, teacher)

@@ -144,7 +144,28 @@ def crowd_section() -> list[str]:
         lines.append(f"`street_1080p.mp4` with {model}: {r['faces_per_frame']:.2f} faces per frame, "
                      f"{r['distinct_ids']} ids over {r['frames']} frames, {r['fps_with_video_sink']:.1f} FPS "
                      "(annotated video written too).")
-    return lines + ["", "![crowd](benchmarks/results/crowd.png)", ""]
+    lines += ["", "![crowd](benchmarks/results/crowd.png)", ""]
+    return lines + crowd_smoothing(data)
+
+
+def crowd_smoothing(data: dict) -> list[str]:
+    """Smoothing modes on the crowd scenes, against their exact truth (`--smoothing` runs)."""
+    scenes = [e for e in data["scenes"] if e.get("smoothing")]
+    if not scenes:
+        return []
+    model = data["models"][0]
+    lines = [f"**Smoothing on the crowd scenes** (same run, {model}; truth without noise of its own, so jitter "
+             "is the tracker's alone; change against `none` in brackets):", "",
+             *_header("scene", "mode", "NME", "jitter", "lag (frames)", "FPS", left=2)]
+    for entry in scenes:
+        modes = {"none": entry["smoothing"]["none"], "rts (default)": entry["models"][model],
+                 **{m: r for m, r in entry["smoothing"].items() if m != "none"}}
+        base = modes["none"]
+        for mode, r in modes.items():
+            rel = "" if mode == "none" else (f" ({r['nme'] / base['nme'] - 1:+.1%})", f" ({r['jitter'] / base['jitter'] - 1:+.0%})")
+            lines.append(f"| {entry['scene']} | {mode} | {r['nme']:.2%}{rel[0] if rel else ''} | "
+                         f"{r['jitter']:.4f}{rel[1] if rel else ''} | {r['lag']:+.2f} | {r['fps']:.1f} |")
+    return lines + [""]
 
 
 def render() -> str:

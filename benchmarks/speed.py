@@ -70,18 +70,20 @@ def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def run_shtrack(video: Path, weights: Path, backend: str, threads: int, min_face: float) -> dict:
     from tracker.backends import load_backend
-    from tracker.pipeline import FaceTracker, TrackerOptions, run_frames
+    from tracker.pipeline import FaceTracker, TrackerOptions, run_frames, smoothing_for
     from tracker.sinks import CsvSink
     from tracker.sources import open_source
 
     stage_ms = {s: [] for s in STAGES}
     faces = []
     # The model is loaded before the clock starts, as dlib's and MediaPipe's are; opening the file is timed.
-    tracker = FaceTracker(load_backend(weights, backend, "cpu", threads), TrackerOptions(min_face=min_face))
+    options = TrackerOptions(min_face=min_face)
+    tracker = FaceTracker(load_backend(weights, backend, "cpu", threads), options)
     with tempfile.TemporaryDirectory() as tmp, CsvSink(Path(tmp) / "out.csv") as sink:
         start = time.perf_counter()
         with open_source(str(video)) as source:
-            for result in run_frames(source, tracker):
+            # The default pipeline, smoothing included (a file: fixed-lag RTS, frames written `lag` frames late).
+            for result in smoothing_for(options, source)(run_frames(source, tracker)):
                 t = time.perf_counter()
                 sink.append(result)
                 result.timings["write"] = (time.perf_counter() - t) * 1000
