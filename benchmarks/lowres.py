@@ -94,7 +94,10 @@ def run_shtrack(frames, weights, smooth: str, min_face: float, fps: float):
 
     """-> (predictions, smoothing ms per face-frame)."""
     preds, smooth_ms, faces = [], 0.0, 0
-    stream = frames_from_arrays([f for f, _ in frames], fps)
+    # "live": the clip fed as a live stream, so the tracker's default for live sources applies.
+    live = smooth == "live"
+    stream = frames_from_arrays([f for f, _ in frames], fps, live=live)
+    smooth = "auto" if live else smooth
     for result, (_, gt) in zip(track(stream, weights=weights, backend="onnxruntime", threads=2, smooth=smooth,
                                      min_face=min_face, detect_every=10), frames):
         preds.append(pick(result.faces.xy, result.faces.success, gt))
@@ -206,10 +209,11 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=1, help="every N-th frame (smoothing and lag are measured at 1)")
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
-    p.add_argument("--smoothing", nargs="+", choices=["auto", "none", "rts", "one-euro"],
-                   default=["auto", "none", "one-euro"],
+    p.add_argument("--smoothing", nargs="+", choices=["auto", "live", "none", "rts", "one-euro"],
+                   default=["auto", "none", "live", "one-euro"],
                    help="smoothing modes of the first model: the first listed gives rows NAME (auto = the tracker's "
-                        "default, rts for these files), the others NAME+MODE; other models run the first only")
+                        "default for files; live = its default for a live source, the clip fed as one), the others "
+                        "NAME+MODE; other models run the first only")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
     from tracker.backends import BUNDLED
@@ -285,9 +289,7 @@ def main(argv=None) -> int:
                                              "fit_frames")}
         console.print(f"MediaPipe 468->68 mapping alone, full resolution, held-out clips: NME "
                       f"{fit['held_out_nme']:.2%} vs dlib ({fit['held_out_frames']} frames; benchmarks/mediapipe_68.json)")
-    from tracker.smoothing import RtsParams
-
-    save(args.name, {"clips": args.clips, "rts_lag": RtsParams().lag, "mediapipe_mapping": mapping_cost, "stride": args.stride,
+    save(args.name, {"clips": args.clips, "mediapipe_mapping": mapping_cost, "stride": args.stride,
                      "frames": {c: len(v) for c, v in clips.items()}, "weights": {k: str(v) for k, v in methods.items()}, "results": results})
     return 0
 

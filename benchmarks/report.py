@@ -98,13 +98,13 @@ def lowres_section() -> list[str]:
 def smoothing_section(data: dict) -> list[str]:
     """The smoothing modes side by side (rows NAME = auto, NAME+MODE of the same lowres run)."""
     first = next(iter(data["weights"]), None)
-    modes = {"none": f"{first}+none", "rts (file default)": first, "one-euro (live default)": f"{first}+one-euro"}
+    modes = {"none": f"{first}+none", "auto, file (rts, 4 frames)": first, "auto, live (rts, 1 frame)": f"{first}+live",
+             "one-euro (live, no delay)": f"{first}+one-euro"}
     if first is None or any(name not in data["results"][w] for w in data["results"] for name in modes.values()):
         return []
-    lag = data.get("rts_lag", "?")
-    lines = [f"**Smoothing modes** (same run, `{first}`; jitter and lag as defined under "
-             "`benchmarks/lowres.py`; change against `none` in brackets; time = smoothing stage per face and frame, "
-             f"measured in this run; output delay: rts writes each frame {lag} frames late, one-euro and none at once):",
+    lines = [f"**Smoothing modes** (same run, `{first}`; jitter against the teacher as labelled and against its "
+             "trend, lag: `benchmarks/lowres.py`; change against `none` in brackets; time = smoothing stage per face "
+             "and frame, measured in this run; output delay in the mode's name):",
              "", *_header("face width", "mode", "NME", "FR@0.08", "jitter", "jitter (trend)", "lag (frames)",
                           "ms / face", left=2)]
     for width, per in data["results"].items():

@@ -111,13 +111,14 @@ def test_untrusted_frames_pass_through_and_do_not_move_the_filter():
     assert err < 0.5
 
 
-def test_auto_picks_one_euro_for_live_sources_and_rts_for_files():
-    assert resolve("auto", live=True) == "one-euro"
-    assert resolve("auto", live=False) == "rts"
-    assert isinstance(smoothing_stage("auto", live=True), OneEuroSmoothing)
-    assert isinstance(smoothing_stage("auto", live=False), RtsSmoothing)
+def test_auto_holds_files_back_four_frames_and_live_sources_one():
+    assert resolve("auto") == "rts"
+    live, recorded = smoothing_stage("auto", live=True), smoothing_stage("auto", live=False)
+    assert isinstance(live, RtsSmoothing) and live.params.lag == RtsParams().live_lag == 1
+    assert isinstance(recorded, RtsSmoothing) and recorded.params.lag == RtsParams().lag == 4
+    assert isinstance(smoothing_stage("one-euro", live=True), OneEuroSmoothing)
     with pytest.raises(ValueError):
-        resolve("kalman", live=False)
+        resolve("kalman")
 
 
 def test_defaults_are_the_fitted_parameters():

@@ -210,22 +210,22 @@ def test_face_ids_stable_on_two_face_clip(bundled_weights):
     assert len(ids_left) == 1 and len(ids_right) == 1 and ids_left != ids_right
 
 
-def _still_face_motion(frames, **options) -> float:
+def _still_face_motion(frames, live: bool = False, **options) -> float:
     """Mean landmark movement (px per frame) of the one face in `frames`, after its first 5 frames."""
-    xs = [r.faces.xy[0] for r in track(frames_from_arrays(frames, 30.0), backend="onnxruntime", min_face=24,
-                                       **options) if len(r.faces) and r.faces.success[0]]
+    xs = [r.faces.xy[0] for r in track(frames_from_arrays(frames, 30.0, live=live), backend="onnxruntime",
+                                       min_face=24, **options) if len(r.faces) and r.faces.success[0]]
     assert len(xs) > 50
     return float(np.linalg.norm(np.diff(np.stack(xs[5:]), axis=0), axis=-1).mean())
 
 
-@pytest.mark.parametrize("mode", ["rts", "one-euro"])
-def test_still_face_landmarks_move_under_a_twentieth_of_a_pixel_per_frame(bundled_weights, mode):
+@pytest.mark.parametrize("mode, live", [("auto", False), ("auto", True), ("one-euro", True)])
+def test_still_face_landmarks_move_under_a_twentieth_of_a_pixel_per_frame(bundled_weights, mode, live):
     """One frame repeated with sensor-like noise (sd 4 grey levels), face 32 px wide: the unsmoothed landmarks
-    move ~0.09 px a frame; each default smoothing keeps them under 0.05 px."""
+    move ~0.09 px a frame; the defaults for files and live sources, and One Euro, keep them under 0.05 px."""
     frames = astronaut_scene(60, lambda i: [(160, 120)], 32, jitter=4.0, seed=1)
     raw = _still_face_motion(frames, smooth="none")
-    smoothed = _still_face_motion(frames, smooth=mode)
-    print(f"still face, px/frame: none {raw:.4f}, {mode} {smoothed:.4f}")
+    smoothed = _still_face_motion(frames, live=live, smooth=mode)
+    print(f"still face, px/frame: none {raw:.4f}, {mode} ({'live' if live else 'file'}) {smoothed:.4f}")
     assert raw > 0.05            # the clip is noisy enough to need smoothing
     assert smoothed < 0.05
 

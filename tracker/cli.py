@@ -78,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .smoothing import MODES
 
     trk.add_argument("--smooth", default=defaults.smooth, choices=MODES,
-                     help="landmark smoothing: rts = zero-lag smoothing that writes each frame --smooth-lag frames "
-                          "late (files); one-euro = low-lag live filter; auto = one-euro for webcams and URLs, "
-                          "rts otherwise (README, Results)")
-    trk.add_argument("--smooth-lag", type=_at_least(0, int), default=defaults.rts.lag, metavar="N",
-                     help=f"frames of the future the rts smoother waits for (default {defaults.rts.lag})")
+                     help="landmark smoothing: rts = zero-lag smoothing that holds each frame back --smooth-lag "
+                          "frames; one-euro = a live filter without delay; auto = rts, held back "
+                          f"{defaults.rts.lag} frames in files and {defaults.rts.live_lag} on webcams and URLs "
+                          "(README, Results)")
+    trk.add_argument("--smooth-lag", type=_at_least(0, int), default=None, metavar="N",
+                     help=f"frames of the future rts waits for (default {defaults.rts.lag} for files, "
+                          f"{defaults.rts.live_lag} for live sources)")
     return p
 
 
@@ -182,7 +184,8 @@ def _tracker_options(args):
     return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detector=args.detector,
                           detect_every=args.detect_every, min_confidence=args.min_confidence,
                           cut_threshold=args.cut_threshold, smooth=args.smooth,
-                          rts=dataclasses.replace(defaults.rts, lag=args.smooth_lag),
+                          rts=defaults.rts if args.smooth_lag is None else
+                          dataclasses.replace(defaults.rts, lag=args.smooth_lag, live_lag=args.smooth_lag),
                           hallucinate=args.save_faces is not None)
 
 

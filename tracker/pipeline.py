@@ -131,7 +131,7 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
 
 
 def smoothing_for(options: TrackerOptions, source: Source):
-    """The smoothing stage for this source (`auto`: One Euro if live, fixed-lag RTS otherwise)."""
+    """The smoothing stage for this source (a live one gets `rts.live_lag` frames of delay, a file `rts.lag`)."""
     return smoothing_stage(options.smooth, source.live, options.rts, options.one_euro, source.fps or 30.0)
 
 

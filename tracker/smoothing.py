@@ -2,13 +2,14 @@
 
     results = smoothing_stage("auto", live=False)(run_frames(source, tracker))
 
-- `rts` (files): a constant-velocity Kalman filter per track, run forward as frames arrive, and a
+- `rts`: a constant-velocity Kalman filter per track, run forward as frames arrive, and a
   Rauch-Tung-Striebel backward pass over the last `lag` frames. Frame t is written once frame t + lag has been
   seen (or its track has ended), so its landmarks use `lag` frames of the future: no lag in the trajectory, a
   delay of `lag` frames in the output, memory bounded by `lag` frames whatever the file's length.
-- `one-euro` (live sources): the One Euro filter (Casiez et al., CHI 2012; what MediaPipe uses), a low-pass
+- `one-euro` (live sources, no delay at all): the One Euro filter (Casiez et al., CHI 2012; what MediaPipe uses), a low-pass
   filter whose cut-off rises with the landmark's speed: still points are held still, fast ones followed.
-- `none`: the model's landmarks as they are. `auto`: `one-euro` for live sources, `rts` for the rest.
+- `none`: the model's landmarks as they are. `auto` (the default): `rts`, holding frames back 4 frames in a file
+  and 1 frame on a live source (webcam, URL).
 
 Both filters are motion-aware. The RTS filter's process noise grows, per face region (jaw, brows, nose, eyes,
 mouth), with how far the region's measurements fall outside what the constant-velocity prediction expects
@@ -46,21 +47,25 @@ _REGION_SIZES = np.array([r.stop - r.start for r in REGIONS])
 class RtsParams:
     """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
     measurement: float = 0.01    # landmark noise sd / face size, at full confidence
-    process: float = 0.002       # acceleration sd / face size per frame, for a still face
+    process: float = 0.02        # acceleration sd / face size per frame, for a face moving as the model expects
     motion: float = 4.0          # process variance grows by motion * (normalised innovation - 1), per region
-    confidence: float = 1.0      # measurement variance scales with (1 / heatmap peak) ** confidence
-    lag: int = 8                 # frames of the future each output frame waits for
+    confidence: float = 0.0      # measurement variance scales with (1 / heatmap peak) ** confidence (fit: 0)
+    lag: int = 4                 # frames of the future each output frame waits for (files)
+    # Live sources: one frame of delay (33 ms at 30 fps) already gives most of the steadiness (README, Results);
+    # `--smooth one-euro` is the choice without any delay.
+    live_lag: int = 1
 
     def __post_init__(self):
-        if self.measurement <= 0 or self.process <= 0 or self.motion < 0 or self.confidence < 0 or self.lag < 0:
+        if (self.measurement <= 0 or self.process <= 0 or self.motion < 0 or self.confidence < 0 or self.lag < 0
+                or self.live_lag < 0):
             raise ValueError(f"bad RTS parameters {self}")
 
 
 @dataclass(frozen=True)
 class OneEuroParams:
     """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
-    min_cutoff: float = 1.0      # Hz: the cut-off for a still landmark
-    beta: float = 1.0            # cut-off rise per face size per second of landmark speed
+    min_cutoff: float = 0.25     # Hz: the cut-off for a still landmark
+    beta: float = 50.0           # cut-off rise (Hz) per face size per second of landmark speed
     d_cutoff: float = 1.0        # Hz: the speed estimate's own low-pass
 
     def __post_init__(self):
@@ -252,21 +257,19 @@ def _size(box: np.ndarray) -> float:
     return max(float(box[2] - box[0]), 1.0)
 
 
-def resolve(mode: str, live: bool) -> str:
-    """`auto` -> the mode for this kind of source."""
+def resolve(mode: str) -> str:
+    """`auto` -> the mode it stands for (rts: with `lag` frames of delay for files, `live_lag` for live sources)."""
     if mode not in MODES:
         raise ValueError(f"unknown smoothing {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "auto":
-        return "one-euro" if live else "rts"
-    return mode
+    return "rts" if mode == "auto" else mode
 
 
 def smoothing_stage(mode: str, live: bool, rts: RtsParams = RtsParams(), one_euro: OneEuroParams = OneEuroParams(),
                     fps: float = 30.0):
-    """The stage for `mode` ('auto' picks by source type): a function from results to results."""
-    mode = resolve(mode, live)
+    """The stage for `mode` on a live or recorded source: a function from results to results."""
+    mode = resolve(mode)
     if mode == "rts":
-        return RtsSmoothing(rts)
+        return RtsSmoothing(dataclasses.replace(rts, lag=rts.live_lag) if live else rts)
     if mode == "one-euro":
         return OneEuroSmoothing(one_euro, fps)
     return lambda results: iter(results)

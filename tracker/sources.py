@@ -234,10 +234,10 @@ def open_image_folder(folder: Path, fps: float = 25.0) -> Source:
     return source
 
 
-def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = "arrays") -> Source:
-    """In-memory frames (tests, Python API users with their own capture)."""
+def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = "arrays", live: bool = False) -> Source:
+    """In-memory frames (tests, Python API users with their own capture; live=True: treated as a live stream)."""
     gen = (Frame(i, (i - 1) / fps, img, name) for i, img in enumerate(images, 1))
-    return Source(name, gen, len(images), fps, False)
+    return Source(name, gen, len(images), fps, live)
 
 
 def _reason(exc: BaseException) -> str:
