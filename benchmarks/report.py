@@ -98,7 +98,7 @@ def lowres_section() -> list[str]:
 def smoothing_section(data: dict) -> list[str]:
     """The smoothing modes side by side (rows NAME = auto, NAME+MODE of the same lowres run)."""
     first = next(iter(data["weights"]), None)
-    modes = {"none": f"{first}+none", "auto, file (rts, 4 frames)": first, "auto, live (rts, 1 frame)": f"{first}+live",
+    modes = {"none": f"{first}+none", "auto, file (rts, 2 frames)": first, "auto, live (rts, 1 frame)": f"{first}+live",
              "one-euro (live, no delay)": f"{first}+one-euro"}
     if first is None or any(name not in data["results"][w] for w in data["results"] for name in modes.values()):
         return []

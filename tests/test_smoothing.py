@@ -43,13 +43,18 @@ def _errors(results, truth):
     return vectors.mean((0, 1)), float(np.linalg.norm(vectors, axis=-1).mean())
 
 
-def test_rts_follows_constant_velocity_without_lag_and_cuts_noise():
+# Strong smoothing (low process noise, no motion term), so the mechanics show plainly; the defaults smooth less.
+STEADY = RtsParams(measurement=0.01, process=0.005, motion=0.0, lag=8)
+
+
+@pytest.mark.parametrize("params", [STEADY, RtsParams()], ids=["steady", "defaults"])
+def test_rts_follows_constant_velocity_without_lag_and_cuts_noise(params):
     results, truth = _stream(120, {0: (1, 120)})
     _, raw = _errors(results, truth)
-    bias, err = _errors(list(RtsSmoothing()(results)), truth)
+    bias, err = _errors(list(RtsSmoothing(params)(results)), truth)
     # A smoother that lagged by one frame would be off by the velocity (1.0, 0.5) px.
     assert np.all(np.abs(bias) < 0.05), bias
-    assert err < 0.6 * raw, (err, raw)
+    assert err < (0.6 if params is STEADY else 0.9) * raw, (err, raw)
 
 
 def test_one_euro_lags_constant_velocity_by_at_most_a_frame():
@@ -62,7 +67,7 @@ def test_one_euro_lags_constant_velocity_by_at_most_a_frame():
 def test_tracks_starting_and_ending_mid_file_are_smoothed_and_every_frame_comes_out_in_order():
     tracks = {0: (1, 25), 1: (10, 18), 2: (30, 40), 3: (40, 40)}
     results, truth = _stream(40, tracks, noise=0.5, seed=1)
-    out = list(RtsSmoothing()(results))
+    out = list(RtsSmoothing(STEADY)(results))
     assert [r.frame.index for r in out] == list(range(1, 41))
     for before, after in zip(results, out):
         assert list(after.faces.face_id) == list(before.faces.face_id)
@@ -111,11 +116,11 @@ def test_untrusted_frames_pass_through_and_do_not_move_the_filter():
     assert err < 0.5
 
 
-def test_auto_holds_files_back_four_frames_and_live_sources_one():
+def test_auto_holds_files_back_longer_than_live_sources():
     assert resolve("auto") == "rts"
     live, recorded = smoothing_stage("auto", live=True), smoothing_stage("auto", live=False)
     assert isinstance(live, RtsSmoothing) and live.params.lag == RtsParams().live_lag == 1
-    assert isinstance(recorded, RtsSmoothing) and recorded.params.lag == RtsParams().lag == 4
+    assert isinstance(recorded, RtsSmoothing) and recorded.params.lag == RtsParams().lag > RtsParams().live_lag
     assert isinstance(smoothing_stage("one-euro", live=True), OneEuroSmoothing)
     with pytest.raises(ValueError):
         resolve("kalman")

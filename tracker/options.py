@@ -26,7 +26,7 @@ class TrackerOptions:
     max_misses: int = 3
     max_detector_misses: int = 2       # re-checks in a row without a face on the track end it
     cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
-    # auto: fixed-lag RTS, 4 frames of delay for files, 1 for live sources (tracker.smoothing; README, Results)
+    # auto: fixed-lag RTS, 2 frames of delay for files, 1 for live sources (tracker.smoothing; README, Results)
     smooth: str = "auto"
     rts: RtsParams = RtsParams()
     one_euro: OneEuroParams = OneEuroParams()

@@ -8,7 +8,7 @@
   delay of `lag` frames in the output, memory bounded by `lag` frames whatever the file's length.
 - `one-euro` (live sources, no delay at all): the One Euro filter (Casiez et al., CHI 2012; what MediaPipe uses), a low-pass
   filter whose cut-off rises with the landmark's speed: still points are held still, fast ones followed.
-- `none`: the model's landmarks as they are. `auto` (the default): `rts`, holding frames back 4 frames in a file
+- `none`: the model's landmarks as they are. `auto` (the default): `rts`, holding frames back 2 frames in a file
   and 1 frame on a live source (webcam, URL).
 
 Both filters are motion-aware. The RTS filter's process noise grows, per face region (jaw, brows, nose, eyes,
@@ -47,10 +47,10 @@ _REGION_SIZES = np.array([r.stop - r.start for r in REGIONS])
 class RtsParams:
     """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
     measurement: float = 0.01    # landmark noise sd / face size, at full confidence
-    process: float = 0.02        # acceleration sd / face size per frame, for a face moving as the model expects
-    motion: float = 4.0          # process variance grows by motion * (normalised innovation - 1), per region
+    process: float = 0.04        # acceleration sd / face size per frame, for a face moving as the model expects
+    motion: float = 256.0        # process variance grows by motion * (normalised innovation - 1), per region
     confidence: float = 0.0      # measurement variance scales with (1 / heatmap peak) ** confidence (fit: 0)
-    lag: int = 4                 # frames of the future each output frame waits for (files)
+    lag: int = 2                 # frames of the future each output frame waits for (files)
     # Live sources: one frame of delay (33 ms at 30 fps) already gives most of the steadiness (README, Results);
     # `--smooth one-euro` is the choice without any delay.
     live_lag: int = 1
@@ -64,7 +64,7 @@ class RtsParams:
 @dataclass(frozen=True)
 class OneEuroParams:
     """Fitted by `python -m benchmarks.fit_smoothing` on training clips (results/fit_smoothing.json)."""
-    min_cutoff: float = 0.25     # Hz: the cut-off for a still landmark
+    min_cutoff: float = 0.5      # Hz: the cut-off for a still landmark
     beta: float = 50.0           # cut-off rise (Hz) per face size per second of landmark speed
     d_cutoff: float = 1.0        # Hz: the speed estimate's own low-pass
 
