@@ -110,14 +110,17 @@ def smoothing_section(data: dict) -> list[str]:
     for width, per in data["results"].items():
         base = per[modes["none"]]
         for label, name in modes.items():
-            s = per[name]
-            rel = "" if label == "none" else f" ({s['jitter_trend'] / base['jitter_trend'] - 1:+.0%})"
-            rel_raw = "" if label == "none" else f" ({s['jitter'] / base['jitter'] - 1:+.0%})"
-            rel_nme = "" if label == "none" else f" ({s['nme'] / base['nme'] - 1:+.1%})"
-            lines.append(f"| {width} px | {label} | {pct(s['nme'])}{rel_nme} | {pct(s['fr@0.08'], 1)} | "
-                         f"{s['jitter']:.4f}{rel_raw} | {s['jitter_trend']:.4f}{rel} | {s['lag']:+.2f} | "
+            s, b = per[name], None if label == "none" else base
+            lines.append(f"| {width} px | {label} | {pct(s['nme'])}{_vs(s, b, 'nme', '+.1%')} | "
+                         f"{pct(s['fr@0.08'], 1)} | {s['jitter']:.4f}{_vs(s, b, 'jitter')} | "
+                         f"{s['jitter_trend']:.4f}{_vs(s, b, 'jitter_trend')} | {s['lag']:+.2f} | "
                          f"{s.get('smooth_ms_per_face', float('nan')):.3f} |")
     return lines + [""]
+
+
+def _vs(scores: dict, base: dict | None, key: str, fmt: str = "+.0%") -> str:
+    """' (+x%)': the change of scores[key] against base[key]; nothing for the base row itself (base None)."""
+    return "" if base is None else f" ({scores[key] / base[key] - 1:{fmt}})"
 
 
 def crowd_section() -> list[str]:
@@ -160,11 +163,10 @@ def crowd_smoothing(data: dict) -> list[str]:
     for entry in scenes:
         modes = {"none": entry["smoothing"]["none"], "rts (default)": entry["models"][model],
                  **{m: r for m, r in entry["smoothing"].items() if m != "none"}}
-        base = modes["none"]
         for mode, r in modes.items():
-            rel = "" if mode == "none" else (f" ({r['nme'] / base['nme'] - 1:+.1%})", f" ({r['jitter'] / base['jitter'] - 1:+.0%})")
-            lines.append(f"| {entry['scene']} | {mode} | {r['nme']:.2%}{rel[0] if rel else ''} | "
-                         f"{r['jitter']:.4f}{rel[1] if rel else ''} | {r['lag']:+.2f} | {r['fps']:.1f} |")
+            b = None if mode == "none" else modes["none"]
+            lines.append(f"| {entry['scene']} | {mode} | {r['nme']:.2%}{_vs(r, b, 'nme', '+.1%')} | "
+                         f"{r['jitter']:.4f}{_vs(r, b, 'jitter')} | {r['lag']:+.2f} | {r['fps']:.1f} |")
     return lines + [""]
 
 
