@@ -104,7 +104,7 @@ class _RtsTrack:
             self.mean = np.stack([xy, np.zeros_like(xy)], -1).astype(np.float64)
             self.cov = np.zeros((68, 2, 2))
             self.cov[:, 0, 0], self.cov[:, 1, 1] = r, (0.05 * size) ** 2
-            self._push(frame, self.mean, self.mean, None)
+            self._push(frame, self.mean, self.mean)
             return
         prior_mean = self.mean @ _F.T                                         # (68, 2, 2)
         base_cov = _F @ self.cov @ _F.T                                        # (68, 2, 2)
@@ -126,13 +126,14 @@ class _RtsTrack:
         if self.gains:     # (with lag 0 the previous step is already out: no backward pass needs it)
             self.gains[-1] = (self.cov @ _F.T @ _inverse(prior_cov)).transpose(0, 2, 1)
         self.mean, self.cov = mean, cov
-        self._push(frame, mean, prior_mean, None)
+        self._push(frame, mean, prior_mean)
 
-    def _push(self, frame, mean, prior_mean, gain) -> None:
+    def _push(self, frame, mean, prior_mean) -> None:
+        """A new newest step; its smoother gain comes with the next step."""
         self.frames.append(frame)
         self.filtered.append(mean)
         self.predicted.append(prior_mean)
-        self.gains.append(gain)
+        self.gains.append(None)
 
     def smoothed(self, frame: int) -> np.ndarray | None:
         """(68, 2) positions at `frame` given every step kept after it; then steps up to `frame` are dropped."""
