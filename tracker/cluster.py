@@ -70,5 +70,5 @@ def run_batch_ray(videos: list[Path], out_dir: Path, address: str, model: dict, 
                         report.partial.append(Path(video))
                 progress.advance(bar)
     if not outputs.quiet:
-        log.info("%d of %d videos -> %s", len(videos) - len(report.skipped) - len(report.lost), len(videos), out_dir)
+        report.log_summary(out_dir)
     return report

@@ -155,6 +155,10 @@ class BatchReport:
     skipped: dict[Path, str] = field(default_factory=dict)      # bad input -> why
     lost: list[str] = field(default_factory=list)               # Ray tasks that died every retry -> why
 
+    def log_summary(self, out_dir: Path) -> None:
+        done = len(self.videos) - len(self.skipped) - len(self.lost)
+        log.info("%d of %d videos -> %s", done, len(self.videos), out_dir)
+
     @property
     def exit_code(self) -> int:
         if self.videos and len(self.skipped) + len(self.lost) == len(self.videos):
@@ -182,5 +186,5 @@ def run_batch(videos: list[Path], out_dir: Path, backend, options: TrackerOption
                 report.skipped[video] = str(exc)
             progress.advance(task)
     if not outputs.quiet:
-        log.info("%d of %d videos -> %s", len(videos) - len(report.skipped), len(videos), out_dir)
+        report.log_summary(out_dir)
     return report
