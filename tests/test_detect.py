@@ -241,3 +241,47 @@ def test_a_sure_detector_confirms_a_face_the_landmark_model_is_less_sure_of():
     xy, conf = _faces([0.45, 0.45, 0.3])
     success, _ = tracks.update(xy, conf)
     assert success.tolist() == [True, False, False]
+
+
+def test_scanning_the_next_frame_ahead_on_a_worker_gives_the_same_results(bundled_weights):
+    """run_frames(ahead=True) scans frame t+1 on a worker thread while frame t's landmarks run; tracks, ids and
+    landmarks must be exactly those of the plain loop, across a shot change too."""
+    import threading
+
+    from tracker.backends import load_backend
+    from tracker.demo import demo_frames
+    from tracker.pipeline import FaceTracker, run_frames
+
+    images = demo_frames(12)
+    for i in range(6):
+        canvas = _background(320, 240)
+        _paste_face(canvas, (230 - 2 * i, 100), 40)
+        images.append(canvas)
+    frames = [Frame(i + 1, i / 25, f) for i, f in enumerate(images)]
+    backend = load_backend(bundled_weights, "onnxruntime")
+    runs = {}
+    for ahead in (False, True):
+        tracker = FaceTracker(backend, TrackerOptions(detect_every=3))
+        scan, threads = tracker.scan, set()
+        tracker.scan = lambda frame, scan=scan, threads=threads: threads.add(threading.current_thread().name) or scan(frame)
+        runs[ahead] = (list(run_frames(frames, tracker, ahead=ahead)), threads)
+    (plain, plain_threads), (overlapped, worker_threads) = runs[False], runs[True]
+    assert plain_threads == {threading.current_thread().name}
+    assert worker_threads and threading.current_thread().name not in worker_threads
+    assert [r.frame.index for r in overlapped] == [r.frame.index for r in plain] == list(range(1, 19))
+    for a, b in zip(plain, overlapped):
+        np.testing.assert_array_equal(a.faces.face_id, b.faces.face_id)
+        np.testing.assert_array_equal(a.faces.xy, b.faces.xy)
+    assert {int(i) for r in plain[:12] for i in r.faces.face_id}.isdisjoint(
+        int(i) for r in plain[12:] for i in r.faces.face_id)
+
+
+def test_a_scan_for_another_frame_is_refused(bundled_weights):
+    from tracker.backends import load_backend
+    from tracker.pipeline import FaceTracker
+
+    tracker = FaceTracker(load_backend(bundled_weights, "onnxruntime"))
+    image = _background(320, 240)
+    scan = tracker.scan(Frame(1, 0.0, image))
+    with pytest.raises(RuntimeError, match="scan of frame 1 given for frame 2"):
+        tracker.process(Frame(2, 0.04, image), scan=scan)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,16 @@ from .tracking import Tracks
 from .types import Faces, FrameResult
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What the scan found in one frame (FaceTracker.scan)."""
+    frame_index: int
+    cut: bool                 # a shot change before this frame (tracks end)
+    whole: bool               # the whole plan was searched
+    boxes: np.ndarray         # (n, 5) detections in source px
+    ms: float                 # time it took (on the worker thread when run ahead)
+
+
 class FaceTracker:
     """Stateful per-stream tracker; feed frames in order with `process(frame)`."""
 
@@ -40,27 +52,41 @@ class FaceTracker:
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
         self.tracks = Tracks(options, first_id=first_id)
-        self._frames = 0
+        self._frames = 0                  # frames processed (re-check schedule)
+        self._scanned = 0                 # frames scanned (may run one ahead of _frames)
         self._source: str | None = None
 
-    def process(self, frame, timings: dict[str, float] | None = None) -> FrameResult:
-        timings = {} if timings is None else timings
-        opts, cfg = self.options, self.backend.cfg
+    def scan(self, frame) -> Scan:
+        """The detector's part of a frame that does not depend on the tracks: the shot-change test and this frame's
+        share of the scan plan (the whole plan on the first frame and after a cut). Frames must come in order;
+        `run_frames` runs this for the next frame on a worker thread while `process` runs this one's landmarks."""
         t = time.perf_counter()
-        cut = self.cuts.is_cut(frame.image) if opts.cut_threshold > 0 else False
+        cut = self.cuts.is_cut(frame.image) if self.options.cut_threshold > 0 else False
         # Frames of an image folder are unrelated photos (Frame.source names each): every one is a new scene.
         cut = cut or (self._source is not None and frame.source != self._source)
         self._source = frame.source
-        if cut:   # ids never span a shot change
+        whole = self._scanned == 0 or cut
+        self._scanned += 1
+        boxes = self.scanner.full(frame.image) if whole else self.scanner.step(frame.image)
+        return Scan(frame.index, cut, whole, boxes, (time.perf_counter() - t) * 1000.0)
+
+    def process(self, frame, timings: dict[str, float] | None = None, scan: Scan | None = None) -> FrameResult:
+        """One frame -> its FrameResult. `scan`: this frame's `scan(frame)`, if it was run ahead."""
+        timings = {} if timings is None else timings
+        opts, cfg = self.options, self.backend.cfg
+        scan = self.scan(frame) if scan is None else scan
+        if scan.frame_index != frame.index:
+            raise RuntimeError(f"scan of frame {scan.frame_index} given for frame {frame.index}")
+        t = time.perf_counter()
+        if scan.cut:   # ids never span a shot change
             self.tracks.clear()
-        whole = self._frames == 0 or cut
-        matched = self.tracks.add_detections(
-            self.scanner.full(frame.image) if whole else self.scanner.step(frame.image))
-        if not whole and self._frames % opts.recheck_every == 0:
+        matched = self.tracks.add_detections(scan.boxes)
+        if not scan.whole and self._frames % opts.recheck_every == 0:
             recheck = [i for i, tr in enumerate(self.tracks.active) if tr.confirmed and not matched[i]]
             self.tracks.recheck(recheck, self.scanner.around(frame.image, self.tracks.boxes()[recheck]))
         self._frames += 1
         t = _lap(timings, "detect", t)
+        timings["detect"] += scan.ms
         if len(self.tracks) == 0:
             timings.update(crop=0.0, infer=0.0, heatmaps=0.0)
             return FrameResult(frame, Faces.empty(), timings)
@@ -127,7 +153,7 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options, threads)
     with src:
-        yield from smoothing_for(options, src)(run_frames(src, tracker))
+        yield from smoothing_for(options, src)(run_frames(src, tracker, ahead=not src.live))
 
 
 def smoothing_for(options: TrackerOptions, source: Source):
@@ -135,18 +161,41 @@ def smoothing_for(options: TrackerOptions, source: Source):
     return smoothing_stage(options.smooth, source.live, options.rts, options.one_euro, source.fps or 30.0)
 
 
-def run_frames(frames, tracker: FaceTracker, skip_until: int = 0) -> Iterator[FrameResult]:
+def run_frames(frames, tracker: FaceTracker, skip_until: int = 0, ahead: bool = True) -> Iterator[FrameResult]:
     """Feed frames to the tracker, timing how long each frame was waited for ("decode").
 
-    Frames numbered <= skip_until (a resumed run) are read and dropped without tracking.
+    Frames numbered <= skip_until (a resumed run) are read and dropped without tracking. With `ahead`, the next
+    frame's scan (FaceTracker.scan, the detector's biggest share) runs on a worker thread while this frame's
+    landmarks run: both models are ONNX Runtime sessions, which release the GIL, and neither keeps 2 cores busy
+    on its own (README, "Speed"). The results are the same as without; the cost is holding one frame back, so
+    live sources (where a frame of latency matters more than throughput) are run with ahead=False.
     """
     frames = iter(frames)
-    while True:
-        t = time.perf_counter()
-        frame = next(frames, None)
-        if frame is None:
-            return
-        if frame.index <= skip_until:
-            continue
-        timings = {"decode": (time.perf_counter() - t) * 1000.0}
-        yield tracker.process(frame, timings)
+
+    def read():
+        while True:
+            t = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None or frame.index > skip_until:
+                return frame, (time.perf_counter() - t) * 1000.0
+
+    if not ahead:
+        while True:
+            frame, wait = read()
+            if frame is None:
+                return
+            yield tracker.process(frame, {"decode": wait})
+    with ThreadPoolExecutor(1, thread_name_prefix="scan") as pool:
+        frame, wait = read()
+        pending = pool.submit(tracker.scan, frame) if frame is not None else None
+        while frame is not None:
+            following, following_wait = read()
+            upcoming = pool.submit(tracker.scan, following) if following is not None else None
+            try:
+                scan = pending.result()
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                raise
+            yield tracker.process(frame, {"decode": wait}, scan)
+            frame, wait, pending = following, following_wait, upcoming

@@ -78,7 +78,7 @@ def run_source(spec: str, backend, options: TrackerOptions, outputs: Outputs, th
         if outputs.faces:
             sinks.append(stack.enter_context(FaceDumpSink(outputs.faces, outputs.faces_every)))
         monitor = stack.enter_context(Monitor(src.name, src.total, src.live, outputs.quiet))
-        for result in smoothing_for(options, src)(run_frames(src, tracker, skip_until)):
+        for result in smoothing_for(options, src)(run_frames(src, tracker, skip_until, ahead=not src.live)):
             for sink in sinks:
                 sink.append(result)
             monitor.update(result)
