@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import REPO, shared, write_video
 from train import losses, metrics
-from train.data import FLIP_68, NO_AUGMENT, LabelledFaces, LabelledPairs, split_records
+from train.data import FLIP_68, NO_AUGMENT, Augment, LabelledFaces, LabelledPairs, split_records
 from train.readers import (WFLW_TO_68, DatasetError, read_300vw, read_300w, read_pts, read_wflw, write_pts)
 
 
@@ -286,6 +287,16 @@ def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
     log = proc.stderr + proc.stdout
     assert proc.returncode == 0, proc.stderr
     assert "teacher-labelled video frames" in log and "unlabelled video pairs" in log
+    # SHT-i: image pairs from a photo folder and the clip's frames, under the paper's SHT-M degradation.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "one.jpg"), astronaut_scene(1, lambda i: [(200, 200)], 150, size=(400, 400))[0])
+    proc = _train("sht", *base, "--out", str(tmp_path / "sht3"), "--videos", str(videos), "--images", str(photos),
+                  "--unlabelled-pairs", "image", "--degrade", "sht-m", "--fptn-init", str(fptn_out / "fptn.safetensors"))
+    log = proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "unlabelled image pairs" in log and "unlabelled video pairs" not in log
+    assert json.loads((tmp_path / "sht3" / "config.json").read_text())["degrade"] == "sht-m"
 
 
 @pytest.mark.slow
@@ -399,7 +410,7 @@ def test_a_transfer_step_moves_the_pose_stream():
     terms, _, _ = _generator_loss(fptn, None, out_a.face, out_a.heatmaps[-1], out_b.heatmaps[-1], face_b,
                                   losses.LossWeights())
     hourglass = list(dhln.stacks[0].hourglass.parameters())
-    grads = torch.autograd.grad(terms["transfer_l1"], hourglass, retain_graph=True, allow_unused=True)
+    grads = torch.autograd.grad(terms["l1"], hourglass, retain_graph=True, allow_unused=True)
     assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
     before = [p.detach().clone() for p in hourglass]
     opt = torch.optim.AdamW(dhln.parameters(), lr=1e-3)
@@ -435,3 +446,108 @@ def test_video_pairs_are_two_different_frames_from_anywhere_in_the_clip():
     drawn = [(p["a"]["frame"], p["b"]["frame"]) for p in (pairs[i] for i in range(len(pairs)) for _ in range(3))]
     assert all(a != b for a, b in drawn)
     assert max(abs(a - b) for a, b in drawn) > 30, "pairs span the clip, not a window"
+
+
+def test_image_pairs_are_two_poses_of_one_unlabelled_face():
+    from sht_model import build_model
+    from train.video import ImagePairs
+
+    cfg = build_model("test").cfg
+    rng = np.random.default_rng(0)
+    faces = [(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8), np.array([78, 78, 178, 178], np.float32), None)
+             for _ in range(2)]
+    pairs = ImagePairs(faces, cfg, aug=Augment(flip=False))
+    pair = pairs[0]
+    assert float(pair["labelled"]) == 0.0
+    assert not pair["a"]["heatmaps"].any() and torch.isnan(pair["a"]["landmarks"]).all()
+    assert float(pair["a"]["face_width"]) == float(pair["b"]["face_width"])       # one degradation width
+    assert not torch.equal(pair["a"]["face"], pair["b"]["face"]), "two random rotations/scales"
+    # Both views come from the same photo: they correlate far more with each other than with the other photo.
+    other = pairs[1]["a"]["face"]
+    corr = lambda x, y: float(torch.corrcoef(torch.stack([x.flatten(), y.flatten()]))[0, 1])  # noqa: E731
+    assert corr(pair["a"]["face"], pair["b"]["face"]) > corr(pair["a"]["face"], other) + 0.1
+
+
+def test_sht_m_degradation_is_a_bicubic_resize_of_the_crop_and_settable_from_the_cli(tmp_path, capsys):
+    from train.common import TrainConfig
+    from train.degrade import DegradeConfig, degrade
+
+    hr = np.random.default_rng(1).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    out = degrade(hr, 100.0, 12.0, 64, np.random.default_rng(0), DegradeConfig("sht-m"))
+    np.testing.assert_array_equal(out, cv2.resize(hr, (64, 64), interpolation=cv2.INTER_CUBIC))
+    mixed = degrade(hr, 100.0, 12.0, 64, np.random.default_rng(0), DegradeConfig())
+    assert not np.array_equal(mixed, out)
+    cfg = TrainConfig(degrade="sht-m", blur_prob=0.0).degrade_config()
+    assert cfg.protocol == "sht-m" and cfg.blur_prob == 0.0
+    from train.__main__ import main
+
+    for bad, says in ((["--degrade", "sht-x"], "invalid choice"),
+                      (["--min-face-width", "40", "--max-face-width", "20"], "face widths must satisfy"),
+                      (["--jpeg-prob", "2"], "jpeg_prob must be in [0, 1]")):
+        try:
+            code = main(["dhln", *bad, "--out", str(tmp_path / "never")])
+        except SystemExit as exc:       # argparse's own errors
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and "Traceback" not in err, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_sht_pairs_follow_the_flip_setting_for_every_source(faces_300w, tmp_path):
+    from sht_model import build_model
+    from train.common import TrainConfig
+    from train.loops import _sht_pairs
+    from train.video import ImagePairs, VideoPairs
+
+    frames = [(np.full((256, 256, 3), k, np.uint8), np.array([78, 78, 178, 178], np.float32), None) for k in range(4)]
+    cfg = TrainConfig(stage="sht", data=str(faces_300w), videos="unused", unlabelled_pairs="both", aug_flip=False)
+    original = VideoPairs.__init__
+
+    def from_memory(self, root, dhln_cfg, **kw):       # no decoding: two stand-in clips
+        original(self, root, dhln_cfg, **{**kw, "clips": kw.get("clips") or [frames, frames]})
+
+    VideoPairs.__init__ = from_memory
+    try:
+        data = _sht_pairs(cfg, read_300w(faces_300w), build_model("test").cfg)
+    finally:
+        VideoPairs.__init__ = original
+    kinds = {type(d) for d in data.datasets}
+    assert VideoPairs in kinds and ImagePairs in kinds
+    assert all(not d.aug.flip for d in data.datasets)
+
+
+def test_every_command_of_the_weights_chain_parses(tmp_path):
+    """train/make_default_weights.sh: each step's flags are ones its program knows (a typo there would only show
+    hours into the chain)."""
+    import shlex
+
+    from benchmarks import ablation
+    from train.__main__ import _parser
+
+    text = (REPO / "train" / "make_default_weights.sh").read_text().replace("\\\n", " ")
+    values = {"DATA": "../shared/data", "RUNS": "runs/chain", "ASSETS": "tracker/assets", "THREADS": "2",
+              "model": "cpu-rt"}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        if line and not line.startswith(("#", " ")) and name.isupper() and value.startswith('"'):
+            values[name] = value.strip('"')
+    commands = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["step"]:
+            continue
+        for key, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
+            line = line.replace(f"${key}", value)
+        commands.append(shlex.split(line)[2:])
+    programs = [c[:3] if c[0] == "python" else c[:2] for c in commands]
+    assert ["python", "-m", "train"] in programs and ["python", "-m", "benchmarks.ablation"] in programs
+    assert ["shtrack", "export"] in programs
+    for command in commands:
+        if command[:3] == ["python", "-m", "train"]:
+            _parser().parse_args(command[3:])
+        elif command[:3] == ["python", "-m", "benchmarks.ablation"]:
+            ablation.parser().parse_args(command[3:])
+        else:
+            from tracker.cli import export_parser
+
+            export_parser().parse_args(command[2:])

@@ -226,7 +226,7 @@ def run(args) -> int:
     return run_source(str(args.source), backend, options, outputs, args.threads)
 
 
-def export_main(argv: list[str]) -> int:
+def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shtrack export", description="export DHLN weights for inference runtimes")
     p.add_argument("--weights", type=Path, help="safetensors file (default: bundled)")
     p.add_argument("--onnx", type=Path, help="write ONNX (dynamic batch)")
@@ -237,6 +237,11 @@ def export_main(argv: list[str]) -> int:
                    help="300W-layout folder; int8 ranges are calibrated on its training split (held-out faces unused)")
     p.add_argument("--calibration-samples", type=_at_least(1, int), default=200,
                    help="training-split faces whose activations set the int8 ranges")
+    return p
+
+
+def export_main(argv: list[str]) -> int:
+    p = export_parser()
     args = p.parse_args(argv)
     if not (args.onnx or args.int8 or args.tensorrt):
         p.error("nothing to export: give --onnx, --int8 or --tensorrt")

@@ -51,8 +51,19 @@ HELP = {
     "aug_shift": "box-centre jitter, fraction of the face box",
     "aug_box_jitter": "log-normal sigma of the box-size jitter",
     "aug_flip": "mirror half the samples (off: 300W's x labels are not mirror-symmetric, MODEL_CARD.md)",
+    "degrade": "input degradation protocol: mixed (12-64 px faces, blur/noise/JPEG) or sht-m (256 -> 64 bicubic)",
+    "min_face_width": "mixed: smallest face width (px) inputs are degraded to",
+    "max_face_width": "mixed: largest face width (px) inputs are degraded to",
+    "blur_prob": "mixed: chance of a Gaussian blur before downscaling",
+    "noise_prob": "mixed: chance of sensor-like noise on the small face",
+    "jpeg_prob": "mixed: chance of JPEG compression of the small face",
+    "images": "sht: folder of unlabelled face photos for image pairs (SHT-i)",
+    "unlabelled_pairs": "sht: which unlabelled pairs: video (two frames of a clip, SHT-v), image (two rotations/scales "
+                        "of one photo or video frame, SHT-i), both",
     "ema_decay": "dhln: ship and score an exponential moving average of the weights (e.g. 0.998); 0 = off",
 }
+
+CHOICES = {"degrade": ("mixed", "sht-m"), "unlabelled_pairs": ("video", "image", "both")}
 
 
 def _parser(prog: str = "python -m train") -> argparse.ArgumentParser:
@@ -69,6 +80,8 @@ def _parser(prog: str = "python -m train") -> argparse.ArgumentParser:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         elif f.name == "val_widths":
             p.add_argument(flag, type=float, nargs="+", default=None, help=helptext)
+        elif f.name in CHOICES:
+            p.add_argument(flag, choices=CHOICES[f.name], default=None, help=helptext)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type]
             p.add_argument(flag, type=typ, default=None, help=helptext)
@@ -85,8 +98,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in ("stage", "config") and v is not None}
     if "val_widths" in overrides:
         overrides["val_widths"] = tuple(overrides["val_widths"])
-    cfg = (TrainConfig.from_file(args.config, stage=args.stage, **overrides) if args.config
-           else TrainConfig(stage=args.stage, **overrides))
+    try:
+        cfg = (TrainConfig.from_file(args.config, stage=args.stage, **overrides) if args.config
+               else TrainConfig(stage=args.stage, **overrides))
+    except ValueError as exc:      # a bad range or key: one line, as argparse reports its own errors
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     _logging()
     from .loops import STAGES
 

@@ -60,14 +60,35 @@ class TrainConfig:
     max_records: int = 0                              # cap the labelled set (tests); 0 = all
     freeze_bn: bool = False                           # dhln/sht: keep DHLN's BatchNorm statistics fixed
     init_partial: bool = False                        # build --preset, copy the --init tensors that fit
-    aug_angle: float = 30.0                           # dhln: rotation augmentation, +- degrees (paper: 30)
-    aug_scale: float = 0.2                            # dhln: scale augmentation, 1 +- this (paper: 0.8-1.2)
-    aug_shift: float = 0.05                           # dhln: box-centre jitter, fraction of the face box
-    aug_box_jitter: float = 0.07                      # dhln: log-normal sigma of the box size jitter
+    aug_angle: float = 30.0                           # every stage: rotation augmentation, +- degrees (paper: 30)
+    aug_scale: float = 0.2                            # every stage: scale augmentation, 1 +- this (paper: 0.8-1.2)
+    aug_shift: float = 0.05                           # every stage: box-centre jitter, fraction of the face box
+    aug_box_jitter: float = 0.07                      # every stage: log-normal sigma of the box size jitter
     aug_flip: bool = True                             # every stage: mirror half the samples (MODEL_CARD.md:
                                                       # mirroring is not a symmetry of 300W's x labels)
+    degrade: str = "mixed"                            # input degradation: mixed (12-64 px faces, blur,
+                                                      # noise, JPEG) or sht-m (256 -> 64 bicubic; train/degrade.py)
+    min_face_width: float = 12.0                      # mixed: face widths drawn log-uniform in [min, max] px
+    max_face_width: float = 64.0
+    blur_prob: float = 0.3                            # mixed: chance of each degradation
+    noise_prob: float = 0.3
+    jpeg_prob: float = 0.3
+    images: str = ""                                  # sht: unlabelled photos for image pairs (SHT-i)
+    unlabelled_pairs: str = "video"                   # sht: video (two frames of a clip, SHT-v), image (two
+                                                      # rotations/scales of one photo or frame, SHT-i), or both
     ema_decay: float = 0.0                            # dhln: keep an exponential moving average of the
                                                       # weights (e.g. 0.998) and ship/score it; 0 = off
+
+    def __post_init__(self):
+        if self.unlabelled_pairs not in ("video", "image", "both"):
+            raise ValueError(f"unlabelled_pairs must be video, image or both, not {self.unlabelled_pairs!r}")
+        self.degrade_config()   # raises on a bad protocol or range
+
+    def degrade_config(self):
+        from .degrade import DegradeConfig
+
+        return DegradeConfig(self.degrade, self.min_face_width, self.max_face_width, self.blur_prob,
+                             self.noise_prob, self.jpeg_prob)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":

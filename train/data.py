@@ -95,6 +95,8 @@ def make_sample_from_box(image, box, cfg, rng, aug=Augment(), face_width=None, d
     # Face width in HR pixels: landmark extent if known, else the box side.
     width_hr = float(np.ptp(pts[:, 0])) if pts is not None else side * HR_SIZE / (side * geometry.CROP_SCALE / scale)
     target_width = face_width if face_width is not None else sample_face_width(rng, degrade_cfg)
+    if degrade_cfg.protocol == "sht-m":       # the face is as wide as the bicubic 256 -> input resize leaves it
+        target_width = width_hr * cfg.input_size / HR_SIZE
     lr = degrade(hr, width_hr, target_width, cfg.input_size, rng, degrade_cfg)
     face = cv2.resize(hr, (cfg.face_size, cfg.face_size), interpolation=cv2.INTER_AREA)
     sample = {"input": to_tensor(lr, cfg), "face": to_tensor(face, cfg),

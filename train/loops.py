@@ -145,6 +145,12 @@ def _evaluate(cfg, rt, model, val, step, best):
     return best
 
 
+def augment(cfg: TrainConfig) -> Augment:
+    """The --aug-* flags: labelled faces of every stage, and the two views of rotation/scale pairs."""
+    return Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale),
+                   shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter, flip=cfg.aug_flip)
+
+
 def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     train, val = _records(cfg)
     model = _wrap(init_dhln(cfg), rt)
@@ -153,9 +159,7 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     # --no-aug-flip: 300W's x labels sit ~0.9 px (at label resolution) right of where mirroring puts them, so a
     # model trained on mirrored faces splits the difference and lands that far left on unmirrored ones; a last
     # fine-tune without mirroring learns the labels' x convention as it learns their y convention.
-    aug = Augment(max_angle=cfg.aug_angle, scale_range=(1.0 - cfg.aug_scale, 1.0 + cfg.aug_scale),
-                  shift=cfg.aug_shift, box_scale_jitter=cfg.aug_box_jitter, flip=cfg.aug_flip)
-    dataset = LabelledFaces(train, unwrap(model).cfg, aug, seed=cfg.seed)
+    dataset = LabelledFaces(train, unwrap(model).cfg, augment(cfg), cfg.degrade_config(), seed=cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # With --ema-decay the run's result (last/best.safetensors, the scores) is the moving average of the
     # weights, for schedules that end noisy; the live weights go on training from state.pt. (At the end of the
@@ -241,7 +245,7 @@ def _generator_loss(fptn, vgg, cond_face, cond_hm, target_hm, target_face, w: lo
         losses.lsgan(fptn.d_shape(shape_input(target_hm.detach(), fake)), True)
     l1 = losses.pixel_loss(fake, target_face).mean()
     perc = losses.perceptual_loss(vgg, fake, target_face)
-    terms = {"gan": w.gan * gan, "transfer_l1": w.transfer_l1 * l1, "perceptual": w.perceptual * perc}
+    terms = {"gan": w.gan * gan, "l1": w.transfer_l1 * l1, "perceptual": w.perceptual * perc}
     return terms, fake, {"gan_g": gan.detach(), "l1": l1.detach(), "perceptual": perc.detach()}
 
 
@@ -264,7 +268,7 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     fptn = _fptn(cfg, dhln_cfg.face_size).to(rt.device)
     parts = FPTNParts.wrap(fptn, rt)
     vgg = _vgg(cfg, rt)
-    dataset = LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)
+    dataset = LabelledPairs(train, dhln_cfg, augment(cfg), cfg.degrade_config(), seed=cfg.seed)
     opt_g, opt_d = parts.optimizers(cfg.lr)
     loop = Loop(cfg, rt, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
     w, precision = losses.LossWeights(), loop.precision
@@ -290,31 +294,53 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
 
 
 def _sht_pairs(cfg: TrainConfig, train, dhln_cfg) -> ConcatDataset:
-    """Labelled rotation/scale pairs (gamma1 = 1), teacher-labelled video pairs (gamma1 = 1) and unlabelled
-    video pairs (gamma1 = 0), mixed to --unlabelled-fraction."""
-    from .video import VideoPairs
+    """Labelled rotation/scale pairs (gamma1 = 1), teacher-labelled video pairs (gamma1 = 1) and unlabelled pairs
+    (gamma1 = 0) mixed to --unlabelled-fraction: video pairs (SHT-v: two frames of a training clip), image pairs
+    (SHT-i: two rotations/scales of one photo of --images or one frame of a training clip) or both
+    (--unlabelled-pairs)."""
+    from .video import ImagePairs, VideoPairs, decode_photos
 
-    parts = [LabelledPairs(train, dhln_cfg, Augment(flip=cfg.aug_flip), seed=cfg.seed)]
+    degrade = cfg.degrade_config()
+    parts = [LabelledPairs(train, dhln_cfg, augment(cfg), degrade, seed=cfg.seed)]
+    video_aug = Augment(max_angle=10.0, flip=cfg.aug_flip)
     taught = None
     if cfg.videos and cfg.video_labels:
-        taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels)
+        taught = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed, labels=cfg.video_labels, aug=video_aug,
+                            degrade_cfg=degrade)
         parts.append(taught)
         log.info("sht: %d teacher-labelled video frames (gamma1 = 1)", len(taught))
-    if cfg.videos and cfg.unlabelled_fraction > 0:
+    if cfg.unlabelled_fraction <= 0:
+        return ConcatDataset(parts)
+    unlabelled = []
+    clips = taught.clips if taught is not None else None
+    if cfg.unlabelled_pairs in ("video", "both") and cfg.videos:
         # With teacher labels, the same decoded frames also serve as unlabelled pairs (labels dropped).
-        video = (VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed + 1, clips=taught.clips, drop_labels=True)
-                 if taught is not None else VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed))
-        labelled = sum(len(d) for d in parts)
-        # Repeat the unlabelled set so the mix matches `unlabelled_fraction` in expectation.
-        want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction)
-        repeats = max(1, round(want / max(1, len(video))))
-        parts += [video] * repeats
-        log.info("sht: %d labelled pairs, %d unlabelled video pairs x%d (gamma1 = 0)", labelled, len(video), repeats)
+        video = VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed + 1, clips=clips, drop_labels=taught is not None,
+                           aug=video_aug, degrade_cfg=degrade)
+        clips = video.clips
+        unlabelled.append(video)
+    if cfg.unlabelled_pairs in ("image", "both"):
+        faces = decode_photos(cfg.images) if cfg.images else []
+        if cfg.videos:   # every kept frame of the training clips is a still too
+            clips = clips if clips is not None else VideoPairs(cfg.videos, dhln_cfg, seed=cfg.seed).clips
+            faces += [(image, box, None) for frames in clips for image, box, _ in frames]
+        unlabelled.append(ImagePairs(faces, dhln_cfg, seed=cfg.seed + 2, aug=augment(cfg), degrade_cfg=degrade))
+    if not unlabelled:
+        raise ValueError(f"--unlabelled-fraction {cfg.unlabelled_fraction} with --unlabelled-pairs "
+                         f"{cfg.unlabelled_pairs} needs {'--videos' if cfg.unlabelled_pairs == 'video' else '--images or --videos'}")
+    labelled = sum(len(d) for d in parts)
+    # Repeat the unlabelled sets so the mix matches `unlabelled_fraction` in expectation (split evenly between
+    # the kinds asked for).
+    want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction) / len(unlabelled)
+    for data in unlabelled:
+        repeats = max(1, round(want / len(data)))
+        parts += [data] * repeats
+        log.info("sht: %d labelled pairs, %d unlabelled %s x%d (gamma1 = 0)", labelled, len(data), data.kind, repeats)
     return ConcatDataset(parts)
 
 
 def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
-    """Eq. 9-10: DHLN + FPTN on labelled pairs (gamma1 = 1) and unlabelled video pairs (gamma1 = 0)."""
+    """Eq. 9-10: DHLN + FPTN on labelled pairs (gamma1 = 1) and unlabelled video or image pairs (gamma1 = 0)."""
     train, val = _records(cfg)
     dhln = _wrap(init_dhln(cfg), rt)
     dhln_cfg = unwrap(dhln).cfg

@@ -1,4 +1,5 @@
-"""Unlabelled video frame pairs for the SHT stage (Sec. 4.1: two frames j, k of one clip).
+"""Unlabelled pairs for the SHT stage: video pairs (SHT-v, Sec. 4.1: two frames j, k of one clip) and image
+pairs (SHT-i: two random rotations/scales of one unlabelled face, from photos or single video frames).
 
 Each clip is decoded once (every `stride`-th frame); the face is found with the tracker's detector on
 the full-resolution frame and each frame's square crop is kept at HR_SIZE in memory. A pair is two different
@@ -21,7 +22,7 @@ from sht_model.config import DHLNConfig
 
 from .data import HR_SIZE, Augment, make_sample, make_sample_from_box
 from .degrade import DegradeConfig, sample_face_width
-from .readers import list_videos
+from .readers import IMAGE_EXTS, list_videos
 
 log = logging.getLogger("shtrack.train")
 
@@ -30,14 +31,57 @@ log = logging.getLogger("shtrack.train")
 HELD_OUT_CLIPS = ("driving_d0", "driving_d13", "source_s13", "tpsmm_driving")
 
 
+def _face_crop(bgr: np.ndarray, box: np.ndarray, xy: np.ndarray | None = None):
+    """-> (HR crop RGB uint8, face box in crop px, landmarks in crop px or None): a generous crop (2x the one the
+    model sees) so augmentation has room."""
+    import cv2
+
+    from sht_model import geometry
+
+    m = geometry.crop_matrix(box, HR_SIZE, scale=geometry.CROP_SCALE * 2)
+    crop = cv2.cvtColor(geometry.warp(bgr, m, HR_SIZE, cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    c, half = (HR_SIZE - 1) / 2, HR_SIZE / (geometry.CROP_SCALE * 2) / 2
+    crop_box = np.array([c - half, c - half, c + half, c + half], np.float32)
+    return crop, crop_box, None if xy is None else geometry.apply(m, xy).astype(np.float32)
+
+
+def _largest_face(scanner, bgr: np.ndarray) -> np.ndarray | None:
+    boxes = scanner.full(bgr)
+    boxes = boxes[boxes[:, 4] >= 0.6]
+    return boxes[np.argmax(boxes[:, 2] - boxes[:, 0]), :4] if len(boxes) else None
+
+
+def decode_photos(folder: str | Path, exclude: tuple[str, ...] = HELD_OUT_CLIPS):
+    """[(HR crop, face box, None)] of the largest face in each photo of `folder` (photos named after a held-out
+    clip are left out: they may show its person)."""
+    import cv2
+
+    from tracker.detector import YuNetDetector
+    from tracker.scan import Scanner
+
+    scanner = Scanner(YuNetDetector(), min_face=60)
+    out = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTS or path.stem in exclude:
+            continue
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            log.warning("%s: cannot decode, skipped", path)
+            continue
+        box = _largest_face(scanner, bgr)
+        if box is None:
+            log.warning("%s: no face found, skipped", path)
+            continue
+        out.append(_face_crop(bgr, box))
+    return out
+
+
 def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Path | None = None):
     """[(HR crop RGB uint8, face box in crop pixels, landmarks in crop pixels or None)].
 
     With teacher labels (`labels/<clip>/annot/NNNNNN.pts`, from `python -m train.label`) the crop follows
     the labelled landmarks and only labelled frames are kept; otherwise the detector finds the face.
     """
-    import cv2
-
     from sht_model import geometry
     from tracker.detector import YuNetDetector
     from tracker.scan import Scanner
@@ -58,25 +102,19 @@ def decode_faces(video: Path, stride: int = 3, max_frames: int = 400, labels: Pa
                 if xy is None:
                     continue
                 box = geometry.landmark_box(xy)
-            bgr = frame.image
             if xy is None:
-                boxes = scanner.full(bgr)
-                boxes = boxes[boxes[:, 4] >= 0.6]
-                if not len(boxes):
+                box = _largest_face(scanner, frame.image)
+                if box is None:
                     continue
-                box = boxes[np.argmax(boxes[:, 2] - boxes[:, 0]), :4]     # the largest face
-            # Keep a generous HR crop (2x the crop the model sees) so augmentation has room.
-            m = geometry.crop_matrix(box, HR_SIZE, scale=geometry.CROP_SCALE * 2)
-            crop = cv2.cvtColor(geometry.warp(bgr, m, HR_SIZE, cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-            c, half = (HR_SIZE - 1) / 2, HR_SIZE / (geometry.CROP_SCALE * 2) / 2
-            crop_box = np.array([c - half, c - half, c + half, c + half], np.float32)
-            out.append((crop, crop_box, None if xy is None else geometry.apply(m, xy).astype(np.float32)))
+            out.append(_face_crop(frame.image, box, xy))
             if len(out) >= max_frames:
                 break
     return out
 
 
 class VideoPairs(Dataset):
+    kind = "video pairs"
+
     def __init__(self, root: str | Path, cfg: DHLNConfig, seed: int = 0, stride: int = 3,
                  exclude: tuple[str, ...] = HELD_OUT_CLIPS, aug: Augment = Augment(max_angle=10.0),
                  degrade_cfg: DegradeConfig = DegradeConfig(), labels: str | Path | None = None,
@@ -124,8 +162,37 @@ class VideoPairs(Dataset):
     def _sample(self, image, box, xy, rng, width, flip) -> dict:
         if xy is not None:
             return make_sample(image, xy, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
-        s = make_sample_from_box(image, box, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
-        # No labels: zero heatmaps keep the batch collatable; gamma1 = 0 removes them from the loss.
-        s["heatmaps"] = torch.zeros(self.cfg.num_landmarks, self.cfg.feature_size, self.cfg.feature_size)
-        s["landmarks"] = torch.full((self.cfg.num_landmarks, 2), float("nan"))
-        return s
+        return _unlabelled(make_sample_from_box(image, box, self.cfg, rng, self.aug, width, self.degrade_cfg, flip),
+                           self.cfg)
+
+
+class ImagePairs(Dataset):
+    """SHT-i: two random rotations (+-aug.max_angle) and scales of one unlabelled face (a photo or a single video
+    frame), degraded to the same width; no labels, so the heatmap term is dropped (gamma1 = 0, Eq. 10)."""
+    kind = "image pairs"
+
+    def __init__(self, faces: list, cfg: DHLNConfig, seed: int = 0, aug: Augment = Augment(),
+                 degrade_cfg: DegradeConfig = DegradeConfig()):
+        if not faces:
+            raise ValueError("image pairs: no faces")
+        self.faces, self.cfg, self.seed, self.aug, self.degrade_cfg = faces, cfg, seed, aug, degrade_cfg
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i, 11])
+        image, box, _ = self.faces[i]
+        width = sample_face_width(rng, self.degrade_cfg)
+        flip = self.aug.flip and rng.random() < 0.5
+        a, b = (_unlabelled(make_sample_from_box(image, box, self.cfg, rng, self.aug, width, self.degrade_cfg, flip),
+                            self.cfg) for _ in range(2))
+        return {"a": a, "b": b, "labelled": torch.tensor(0.0)}
+
+
+def _unlabelled(sample: dict, cfg: DHLNConfig) -> dict:
+    # No labels: zero heatmaps keep the batch collatable; gamma1 = 0 removes them from the loss.
+    sample["heatmaps"] = torch.zeros(cfg.num_landmarks, cfg.feature_size, cfg.feature_size)
+    sample["landmarks"] = torch.full((cfg.num_landmarks, 2), float("nan"))
+    return sample

@@ -1,0 +1,56 @@
+"""benchmarks.ablation: the four arms train from one command and are scored side by side."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from tests.conftest import write_video
+from tests.test_train import _train
+
+
+@pytest.mark.slow
+def test_ablation_trains_four_arms_the_same_number_of_steps_and_scores_them(faces_300w, tiny_weights, tmp_path,
+                                                                          monkeypatch):
+    import benchmarks.common
+    from benchmarks import ablation
+    from tests.test_tracker import astronaut_scene
+
+    videos, photos = tmp_path / "videos", tmp_path / "photos"
+    write_video(videos / "talk.mp4", astronaut_scene(9, lambda i: [(200 + i, 200)], 150, size=(400, 400)))
+    photos.mkdir()
+    cv2.imwrite(str(photos / "one.jpg"), astronaut_scene(1, lambda i: [(200, 200)], 150, size=(400, 400))[0])
+    fptn = tmp_path / "fptn"
+    proc = _train("fptn", "--preset", "test", "--data", str(faces_300w), "--batch-size", "2", "--workers", "0",
+                  "--fptn-channels", "8", "--fptn-blocks", "1", "--steps", "1", "--out", str(fptn))
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setattr(benchmarks.common, "RESULTS", tmp_path / "results")
+    runs = tmp_path / "arms"
+    argv = ["--init", str(tiny_weights), "--fptn-init", str(fptn / "fptn.safetensors"), "--runs", str(runs),
+            "--steps", "2", "--batch-size", "2", "--ckpt-every", "2", "--log-every", "1", "--threads", "1",
+            "--fptn-channels", "8", "--fptn-blocks", "1", "--data", str(faces_300w), "--val-fraction", "0.3",
+            "--videos", str(videos), "--images", str(photos), "--no-clips", "--no-card",
+            "--ship", str(tmp_path / "shipped.safetensors"),
+            "--train-args", "--workers", "0"]
+    assert ablation.main(argv) == 0
+    result = json.loads((tmp_path / "results" / "ablation.json").read_text())
+    assert list(result["arms"]) == list(ablation.ARMS)
+    for arm, r in result["arms"].items():
+        config = json.loads((runs / arm / "config.json").read_text())
+        assert config["steps"] == 2 and config["init"] == str(tiny_weights)
+        assert set(r["faces"]) == {"16px", "24px", "32px", "64px"}
+        assert 0 < r["hallucination"]["16px"]["bicubic"]["ssim"] <= 1
+        assert "heatmap" in r["gradient_shares"]
+    assert json.loads((runs / "control" / "config.json").read_text())["batch_size"] == 4   # faces per step as SHT's
+    assert json.loads((runs / "sht" / "config.json").read_text())["unlabelled_fraction"] == 0
+    assert json.loads((runs / "sht-i" / "config.json").read_text())["unlabelled_pairs"] == "image"
+    assert "transfer_l1" in result["arms"]["sht-v"]["gradient_shares"]
+    best = min(result["arms"], key=lambda a: result["arms"][a]["faces"]["16px"]["nme"])
+    assert result["shipped"]["arm"] == best
+    assert (tmp_path / "shipped.safetensors").read_bytes() == (runs / best / "last.safetensors").read_bytes()
+    # A second call finds every arm finished: nothing is retrained (the run folders' checkpoints stay as they were).
+    stamp = {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
+    assert ablation.main(argv) == 0
+    assert stamp == {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
