@@ -11,7 +11,7 @@ from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
 from tracker.detector import HaarDetector, YuNetDetector, load_detector
 from tracker.options import TrackerOptions
 from tracker.scan import Scanner, plan_scan
-from tracker.tracking import Tracks
+from tracker.tracking import Tracks, iou
 from tracker.types import Frame
 
 
@@ -161,6 +161,23 @@ def test_confirmed_track_ends_when_rechecks_find_no_face():
         tracks.recheck([0], no_face)
         tracks.recheck([0], [np.array([[0, 0, 40, 40, 0.7]], np.float32)])
         assert tracks.update(xy, unsure)[1] == []
+
+
+def test_a_detection_covering_part_of_a_tracked_face_starts_no_second_track():
+    """The street scene's man looking down: a detection on his forehead and hair overlapping his track by a third
+    (IoU 0.2) started a second face with landmarks on his hair. A neighbouring face still starts its own."""
+    tracks = Tracks()
+    tracks.add_detections(np.array([[578, 632, 670, 724, 0.9]], np.float32))
+    xy, conf = _faces([0.8])
+    xy = xy * (92 / 40) + [578, 632]
+    tracks.update(xy, conf)
+    forehead = np.array([[601, 581, 679, 659, 0.66]], np.float32)
+    assert iou(tracks.boxes(), forehead).max() < 0.3
+    tracks.add_detections(forehead)
+    assert len(tracks) == 1
+    neighbour = np.array([[668, 640, 740, 712, 0.8]], np.float32)        # touching, a few px of overlap
+    tracks.add_detections(neighbour)
+    assert len(tracks) == 2
 
 
 def test_overlapping_tracks_merge_into_the_older():
