@@ -7,6 +7,8 @@
 # --ckpt-every steps lost, the schedule and data order as if never stopped) and a finished step is skipped.
 # Long: on a 2-core CPU, steps 1-4 take many hours; run it in the background, e.g.
 #     setsid nice -n 19 bash train/make_default_weights.sh >> runs/chain/chain.out 2>&1 &
+#     echo 19 > /proc/$!/autogroup      # setsid makes a new scheduler autogroup; nice alone acts only inside it
+# and pause / continue it (e.g. while timing something) with kill -STOP / -CONT -- -$PID (its process group).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs/chain}
