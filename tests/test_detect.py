@@ -62,6 +62,28 @@ def test_yunet_finds_nothing_on_face_free_photos():
     assert strong == 0, [f[:, 4] for f in found]
 
 
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_detectors_can_be_called_from_two_threads_at_once(name):
+    """The scan of the next frame runs on a worker while re-checks run on the caller's thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = load_detector(name)
+    big, crops = _astronaut(), [np.ascontiguousarray(_astronaut()[:128, :128])] * 4
+    expected = (detector.detect([big])[0], detector.detect(crops))
+
+    def work(i):
+        return detector.detect([big])[0] if i % 2 else detector.detect(crops)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(work, range(24)))
+    for i, got in enumerate(results):
+        if i % 2:
+            np.testing.assert_array_equal(got, expected[0])
+        else:
+            for a, b in zip(got, expected[1]):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_load_detector_names():
     assert isinstance(load_detector("haar"), HaarDetector)
     with pytest.raises(ValueError, match="unknown detector"):
@@ -178,6 +200,55 @@ def test_a_detection_covering_part_of_a_tracked_face_starts_no_second_track():
     neighbour = np.array([[668, 640, 740, 712, 0.8]], np.float32)        # touching, a few px of overlap
     tracks.add_detections(neighbour)
     assert len(tracks) == 2
+
+
+def test_a_lost_face_found_again_where_it_was_heading_gets_its_id_back():
+    """A face the landmark model lost for a few frames is looked for at every re-check where it was heading, and
+    comes back under its id; a second face that fails confirmation there does not end the search."""
+    tracks = Tracks(TrackerOptions(max_misses=1, detect_every=10))
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9], [100, 0, 140, 40, 0.9]], np.float32))
+    xy, good = _faces([0.8, 0.8])
+    tracks.update(xy, good)                                 # ids 0 and 1
+    _, bad = _faces([0.8, 0.1])
+    ended = []
+    for _ in range(2):
+        ended += tracks.update(xy, bad)[1]
+    assert ended == [1] and [t.face_id for t in tracks.active] == [0]
+    assert tracks.lost_boxes().shape == (1, 4)
+    # The detector finds something there, but the landmark model does not agree: not confirmed, still looked for.
+    tracks.find_lost([np.array([[101, 1, 141, 41, 0.8]], np.float32)])
+    assert len(tracks) == 2 and tracks.active[1].face_id == -1
+    tracks.update(xy[[0, 1]], bad)
+    assert len(tracks) == 1 and len(tracks.lost) == 1
+    # Found again: confirmed with its old id, no new id spent.
+    tracks.find_lost([np.array([[101, 1, 141, 41, 0.8]], np.float32)])
+    success, _ = tracks.update(xy, good)
+    assert success.tolist() == [True, True] and [t.face_id for t in tracks.active] == [0, 1]
+    assert tracks.lost == []
+    tracks.add_detections(np.array([[400, 0, 440, 40, 0.9]], np.float32))      # a new face: the next id
+    tracks.update(np.concatenate([xy, xy[:1] + [400, 0]]), np.concatenate([good, good[:1]]))
+    assert tracks.active[2].face_id == 2
+
+
+def test_lost_faces_are_forgotten_after_a_scan_period_and_at_a_cut():
+    tracks = Tracks(TrackerOptions(max_misses=0, detect_every=5))
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    xy, good = _faces([0.8])
+    _, bad = _faces([0.1])
+    tracks.update(xy, good)
+    tracks.update(xy, bad)
+    assert len(tracks.lost) == 1
+    for _ in range(4):
+        tracks.update(xy[:0], bad[:0])
+    assert len(tracks.lost) == 1
+    tracks.update(xy[:0], bad[:0])
+    assert tracks.lost == [], "after detect_every frames the scan has looked everywhere"
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    tracks.update(xy, good)
+    tracks.update(xy, bad)
+    assert len(tracks.lost) == 1
+    tracks.clear()
+    assert tracks.lost == []
 
 
 def test_overlapping_tracks_merge_into_the_older():

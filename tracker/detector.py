@@ -12,6 +12,7 @@ face-free backgrounds the cascade fires tens of times per frame, YuNet about nev
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +40,8 @@ class Detector(Protocol):
     max_face_px: float         # and the widest (faces larger than this are found at a coarser scale)
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Images of one size (BGR uint8) -> per image (n, 5) float32: x0, y0, x1, y1 (landmark box), score."""
+        """Images of one size (BGR uint8) -> per image (n, 5) float32: x0, y0, x1, y1 (landmark box), score.
+        Called from two threads at once (the scan ahead and the re-checks): it must be safe to."""
 
 
 def nms(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -121,8 +123,15 @@ class HaarDetector:
         if self.cascade.empty():
             raise RuntimeError(f"cannot load the Haar cascade at {path} (opencv-python 4.x is required)")
         self.min_neighbors, self.scale_factor = min_neighbors, scale_factor
+        # One cascade object is not safe to run from two threads at once (the scan runs ahead on a worker while
+        # re-checks run on the caller's thread; concurrent detectMultiScale calls fail OpenCV's assertions).
+        self._lock = threading.Lock()
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            return self._detect(images)
+
+    def _detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         result = []
         for image in images:
             gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

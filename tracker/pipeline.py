@@ -82,8 +82,12 @@ class FaceTracker:
             self.tracks.clear()
         matched = self.tracks.add_detections(scan.boxes)
         if not scan.whole and self._frames % opts.recheck_every == 0:
+            # Re-checks of tracks the scan did not confirm, and a look where each lost face should be: one call.
             recheck = [i for i, tr in enumerate(self.tracks.active) if tr.confirmed and not matched[i]]
-            self.tracks.recheck(recheck, self.scanner.around(frame.image, self.tracks.boxes()[recheck]))
+            found = self.scanner.around(frame.image, np.concatenate([self.tracks.boxes()[recheck],
+                                                                     self.tracks.lost_boxes()]))
+            self.tracks.recheck(recheck, found[:len(recheck)])
+            self.tracks.find_lost(found[len(recheck):])
         self._frames += 1
         t = _lap(timings, "detect", t)
         timings["detect"] += scan.ms
@@ -167,7 +171,7 @@ def run_frames(frames, tracker: FaceTracker, skip_until: int = 0, ahead: bool = 
     Frames numbered <= skip_until (a resumed run) are read and dropped without tracking. With `ahead`, the next
     frame's scan (FaceTracker.scan, the detector's biggest share) runs on a worker thread while this frame's
     landmarks run: both models are ONNX Runtime sessions, which release the GIL, and neither keeps 2 cores busy
-    on its own (README, "Speed"). The results are the same as without; the cost is holding one frame back, so
+    on its own (README, "How it works"). The results are the same as without; the cost is holding one frame back, so
     live sources (where a frame of latency matters more than throughput) are run with ahead=False.
     """
     frames = iter(frames)

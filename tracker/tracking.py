@@ -60,6 +60,22 @@ class Track:
     age: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # px per frame, of the landmark-box centre
     centre: np.ndarray | None = None     # the last measured landmark-box centre
+    lost: "LostFace | None" = None       # a tentative track where a lost face was: the face it would be
+
+
+@dataclass(eq=False)
+class LostFace:
+    """A confirmed track that ended (not at a cut), remembered for `detect_every` frames: the detector looks for
+    it where it was heading at every re-check, so a face the landmark model lost for a moment is found again
+    within `recheck_every` frames instead of when the scan next passes (up to `detect_every`), under its id."""
+    face_id: int
+    box: np.ndarray
+    velocity: np.ndarray
+    frames: int = 0                      # since it was lost
+
+    def predicted(self) -> np.ndarray:
+        # Half the last motion per frame, as the live tracks' crops move; a face that stopped is still near.
+        return self.box + np.tile(self.velocity * 0.5 * self.frames, 2)
 
 
 class Tracks:
@@ -84,7 +100,9 @@ class Tracks:
         self.strong_detector_score = o.strong_detector_score
         self.max_detector_misses = o.max_detector_misses
         self.match_iou = match_iou
+        self.remember = o.detect_every
         self.active: list[Track] = []
+        self.lost: list[LostFace] = []
         self._next_id = first_id
 
     def __len__(self) -> int:
@@ -96,7 +114,7 @@ class Tracks:
     def clear(self) -> list[int]:
         """End every track (a shot change) -> the ids ended."""
         ended = [t.face_id for t in self.active if t.confirmed]
-        self.active = []
+        self.active, self.lost = [], []
         return ended
 
     def add_detections(self, detections: np.ndarray) -> np.ndarray:
@@ -122,8 +140,38 @@ class Tracks:
                     intersection_over_smaller(self.boxes(), detections[di:di + 1]).max() > NEW_FACE_MAX_OVERLAP:
                 continue
             score = float(detections[di, 4])
-            self.active.append(Track(-1, detections[di, :4].copy(), score, scan_score=score))
+            self.active.append(Track(-1, detections[di, :4].copy(), score, scan_score=score,
+                                     lost=self._claim_lost(detections[di])))
         return np.concatenate([matched, np.zeros(len(self.active) - len(matched), bool)])
+
+    def lost_boxes(self) -> np.ndarray:
+        """Where each lost face should be now (predicted boxes, (n, 4)), for the re-check."""
+        return np.array([lost.predicted() for lost in self.lost], np.float32).reshape(-1, 4)
+
+    def find_lost(self, found: list[np.ndarray]) -> None:
+        """Detector boxes around each lost face (Scanner.around on lost_boxes()): one scoring min_detector_score
+        where the face should be starts a tentative track, confirmed as any new face is, that gets its id back."""
+        claimed = []
+        for lost, boxes in zip(self.lost, found):
+            boxes = boxes[boxes[:, 4] >= self.min_detector_score]
+            overlap = iou(lost.predicted()[None], boxes)[0] if len(boxes) else np.zeros(0)
+            if not len(overlap) or overlap.max() < self.match_iou:
+                continue
+            box = boxes[int(overlap.argmax())]
+            if len(self.active) and intersection_over_smaller(self.boxes(), box[None]).max() > NEW_FACE_MAX_OVERLAP:
+                continue                               # already tracked again
+            self.active.append(Track(-1, box[:4].copy(), float(box[4]), lost=lost))
+            claimed.append(lost)
+        self.lost = [lost for lost in self.lost if lost not in claimed]
+
+    def _claim_lost(self, detection: np.ndarray) -> "LostFace | None":
+        """A scan detection where a lost face should be: that face (no longer waiting), else None."""
+        if not self.lost:
+            return None
+        overlap = iou(self.lost_boxes(), detection[None, :4])[:, 0]
+        if overlap.max() < self.match_iou:
+            return None
+        return self.lost.pop(int(overlap.argmax()))
 
     def recheck(self, indices: list[int], found: list[np.ndarray]) -> None:
         """Detector boxes found around tracks `indices` (Scanner.around): agree, or count a detector miss."""
@@ -169,9 +217,14 @@ class Tracks:
                 face = good and ((track.detector_score >= self.min_detector_score and score >= self.confirm_confidence)
                                  or track.scan_score >= self.strong_detector_score)
                 if not (face and room):
+                    if track.lost is not None:                # not confirmed here: the lost face waits on
+                        self.lost.append(track.lost)
                     continue                                  # not a face (or no room): dropped, no id spent
-                track.confirmed, track.face_id, track.detector_misses = True, self._next_id, 0
-                self._next_id += 1
+                track.confirmed, track.detector_misses = True, 0
+                if track.lost is not None:                    # found again: its id back
+                    track.face_id = track.lost.face_id
+                else:
+                    track.face_id, self._next_id = self._next_id, self._next_id + 1
                 confirmed_count += 1
             if good:
                 centre = (new_box[:2] + new_box[2:]) / 2
@@ -191,10 +244,15 @@ class Tracks:
                 score < self.confirm_confidence or track.detector_misses >= 2 * self.max_detector_misses)
             if track.misses > self.max_misses or unsupported:
                 ended.append(track.face_id)
+                self.lost.append(LostFace(track.face_id, track.box.copy(), track.velocity.copy()))
             else:
                 keep.append(i)
         self.active = [self.active[i] for i in keep]
         self._drop_duplicates(ended)
+        for lost in self.lost:
+            lost.frames += 1
+        # Forgotten after a scan period: the scan has looked everywhere since.
+        self.lost = [lost for lost in self.lost if lost.frames <= self.remember]
         return success, ended
 
     def _drop_duplicates(self, ended: list[int]) -> None:

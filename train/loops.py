@@ -326,8 +326,9 @@ def _sht_pairs(cfg: TrainConfig, train, dhln_cfg) -> ConcatDataset:
             faces += [(image, box, None) for frames in clips for image, box, _ in frames]
         unlabelled.append(ImagePairs(faces, dhln_cfg, seed=cfg.seed + 2, aug=augment(cfg), degrade_cfg=degrade))
     if not unlabelled:
-        raise ValueError(f"--unlabelled-fraction {cfg.unlabelled_fraction} with --unlabelled-pairs "
-                         f"{cfg.unlabelled_pairs} needs {'--videos' if cfg.unlabelled_pairs == 'video' else '--images or --videos'}")
+        log.warning("sht: labelled pairs only (--unlabelled-pairs %s has no source: give %s)", cfg.unlabelled_pairs,
+                    "--videos" if cfg.unlabelled_pairs == "video" else "--images or --videos")
+        return ConcatDataset(parts)
     labelled = sum(len(d) for d in parts)
     # Repeat the unlabelled sets so the mix matches `unlabelled_fraction` in expectation (split evenly between
     # the kinds asked for).
