@@ -40,7 +40,7 @@ from train.common import evaluate_faces
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, pct, save, table
+from .common import RESULTS, console, pct, replace_block, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "MODEL_CARD.md"
@@ -244,13 +244,7 @@ def write_card(results: dict) -> None:
     if "shipped" in results:
         lines += ["", f"Shipped: `{results['shipped']['arm']}` (lowest held-out NME at 16 px)."]
     lines.append(END)
-    text = CARD.read_text()
-    if START not in text:
-        text += "\n## SHT ablation\n\n" + START + "\n" + END + "\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    CARD.write_text(head + "\n".join(lines) + tail)
-    console.print(f"updated {CARD}")
+    replace_block(CARD, START, END, "\n".join(lines), heading="## SHT ablation")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,20 @@ def save(name: str, payload: dict) -> Path:
     return path
 
 
+def replace_block(path: Path, start: str, end: str, block: str, heading: str = "") -> None:
+    """Rewrite the text between the markers `start` and `end` of `path` (the markers included, `block` holds
+    them); when they are missing, append `heading` and the block, or fail if no heading is given."""
+    text = path.read_text()
+    if start not in text or end not in text:
+        if not heading:
+            raise SystemExit(f"{path}: markers {start} / {end} missing")
+        text += f"\n{heading}\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + block + tail)
+    console.print(f"updated {path}")
+
+
 def pct(value: float, digits: int = 2) -> str:
     """A share as a percentage; '-' where it is undefined (NME of a method that found no face)."""
     return "-" if value != value else f"{value:.{digits}%}"

@@ -26,7 +26,7 @@ from train.common import evaluate_faces, score_faces
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, pct, save, table
+from .common import RESULTS, console, pct, replace_block, save, table
 
 CARD = Path(__file__).resolve().parents[1] / "MODEL_CARD.md"
 START, END = "<!-- card:start -->", "<!-- card:end -->"
@@ -141,11 +141,7 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
             lines.append(f"| {w} px | " + " | ".join(
                 f"{pct(per[m]['nme'])} / {pct(per[m]['fr@0.08'], 1)} / {pct(per[m]['found'], 1)}" for m in methods) + " |")
     lines.append(END)
-    text = CARD.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    CARD.write_text(head + "\n".join(lines) + tail)
-    console.print(f"updated {CARD}")
+    replace_block(CARD, START, END, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import RESULTS, pct
+from .common import RESULTS, pct, replace_block
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -184,13 +184,7 @@ def main(argv=None) -> int:
         model_latency.main([])
         speed.main([])
         lowres.main([])
-    text = README.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{README}: results markers missing")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(head + render() + tail)
-    print(f"updated {README}")
+    replace_block(README, START, END, render())
     return 0
 
 
