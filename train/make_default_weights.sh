@@ -53,15 +53,18 @@ step ablation python -m benchmarks.ablation --init $RUNS/cpu-rt-base/last.safete
     --fptn-init $RUNS/cpu-rt-fptn/fptn.safetensors --runs $RUNS/ablation --steps 600 --batch-size 16 --lr 1e-4 \
     --threads $THREADS --ship $ASSETS/shtrack-cpu-rt.safetensors --train-args --no-aug-flip
 
-# 5. cpu-fast (one stack) from the shipped cpu-rt's stem and first stack, frozen BatchNorm, mild augmentation.
+# 5. The ONNX files the tracker runs without torch (heatmaps only, tagged with their source's sha256) and the
+#    int8 export (7-bit per-channel weights, uint8 activations calibrated on 200 training-split faces;
+#    deterministic), made right after each model is shipped so the shipped files always agree.
+export_model() {
+    shtrack export --weights $ASSETS/shtrack-$1.safetensors --onnx $ASSETS/shtrack-$1.onnx --heatmaps-only \
+        --int8 $ASSETS/shtrack-$1-int8.onnx --calibration-data $DATA/300w_train
+}
+step export-cpu-rt export_model cpu-rt
+
+# 6. cpu-fast (one stack) from the shipped cpu-rt's stem and first stack, frozen BatchNorm, mild augmentation.
 step cpu-fast python -m train dhln --preset cpu-fast --init $ASSETS/shtrack-cpu-rt.safetensors --init-partial \
     --data $DATA/300w_train --steps 4000 --batch-size 32 --lr 4e-4 --warmup 50 --eval-every 500 --ckpt-every 250 \
     --log-every 50 $VAL --freeze-bn $MILD --ema-decay 0.998 --threads $THREADS --seed 11 --out $RUNS/cpu-fast --resume
 cp $RUNS/cpu-fast/last.safetensors $ASSETS/shtrack-cpu-fast.safetensors
-
-# 6. The ONNX files the tracker runs without torch (tagged with their source's sha256) and the int8 exports
-#    (7-bit per-channel weights, uint8 activations calibrated on 200 training-split faces; deterministic).
-for model in cpu-rt cpu-fast; do
-    step export-$model shtrack export --weights $ASSETS/shtrack-$model.safetensors --onnx $ASSETS/shtrack-$model.onnx --heatmaps-only \
-        --int8 $ASSETS/shtrack-$model-int8.onnx --calibration-data $DATA/300w_train
-done
+step export-cpu-fast export_model cpu-fast
