@@ -498,6 +498,23 @@ def test_sht_m_degradation_is_a_bicubic_resize_of_the_crop_and_settable_from_the
     assert not (tmp_path / "never").exists()
 
 
+def test_bad_data_folders_are_one_line_errors(tmp_path, capsys):
+    from train.__main__ import main
+
+    empty = tmp_path / "photos"
+    empty.mkdir()
+    for argv, says in ((["dhln", "--data", str(tmp_path / "nope")], "not a directory"),
+                       (["sht", "--data", str(REPO.parent / "shared/data/300w_train"), "--images", str(tmp_path / "nope"),
+                         "--unlabelled-pairs", "image", "--max-records", "4"], "not a directory"),
+                       (["sht", "--data", str(REPO.parent / "shared/data/300w_train"), "--images", str(empty),
+                         "--unlabelled-pairs", "image", "--max-records", "4"], "no face found")):
+        if "300w_train" in " ".join(argv):
+            shared("300w_train")
+        assert main([*argv, "--out", str(tmp_path / "run"), "--steps", "1", "--workers", "0"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+
+
 def test_sht_pairs_follow_the_flip_setting_for_every_source(faces_300w, tmp_path):
     from sht_model import build_model
     from train.common import TrainConfig

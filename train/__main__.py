@@ -107,9 +107,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
     _logging()
     from .loops import STAGES
 
+    from .readers import DatasetError
+
     rt = setup(cfg)
     try:
         STAGES[cfg.stage](cfg, rt)
+    except DatasetError as exc:    # a data folder that is not what the flag says: one line, no traceback
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     finally:
         teardown(rt)
     return 0

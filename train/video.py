@@ -59,6 +59,10 @@ def decode_photos(folder: str | Path, exclude: tuple[str, ...] = HELD_OUT_CLIPS)
     from tracker.detector import YuNetDetector
     from tracker.scan import Scanner
 
+    from .readers import DatasetError
+
+    if not Path(folder).is_dir():
+        raise DatasetError(f"{folder}: not a directory")
     scanner = Scanner(YuNetDetector(), min_face=60)
     out = []
     for path in sorted(Path(folder).iterdir()):
@@ -174,7 +178,9 @@ class ImagePairs(Dataset):
     def __init__(self, faces: list, cfg: DHLNConfig, seed: int = 0, aug: Augment = Augment(),
                  degrade_cfg: DegradeConfig = DegradeConfig()):
         if not faces:
-            raise ValueError("image pairs: no faces")
+            from .readers import DatasetError
+
+            raise DatasetError("image pairs: no face found in --images or the --videos clips")
         self.faces, self.cfg, self.seed, self.aug, self.degrade_cfg = faces, cfg, seed, aug, degrade_cfg
         self.epoch = 0
 
