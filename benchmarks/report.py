@@ -54,7 +54,7 @@ def speed_section() -> list[str]:
     lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
              f"{data['frames']} frames, decode -> CSV, {data['threads']} threads; shtrack rows: median of "
              f"{data.get('repeats', 1)} runs):", "",
-             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95", "infer p50",
+             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95 (result to result)", "infer p50",
                       "detect p50", "x dlib", "x MediaPipe")]
     for key, r in data["results"].items():
         total = r.get("total_ms")
