@@ -405,9 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
     p.add_argument("--name", default="crowd", help="results file name (benchmarks/results/NAME.json, NAME.png)")
     p.add_argument("--fit", action="store_true")
-    p.add_argument("--smoothing", nargs="*", default=["none", "one-euro"],
+    p.add_argument("--smoothing", nargs="*", default=["none", "live", "one-euro"],
                    help="extra runs of the first model with --smooth MODE (accuracy, jitter and lag per mode; the "
-                        "default runs use the tracker's default, auto = rts for files)")
+                        "default runs use the tracker's default, auto = rts for files; live = the live default, rts "
+                        "held back 1 frame)")
     args = p.parse_args(argv)
     if args.fit:
         save("crowd_fit", fit(args.frames))
@@ -427,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         entry["smoothing"] = {}
         for mode in args.smoothing:
             csv_path = out_dir / f"{video.stem}_{args.models[0]}_{args.detector}_{mode}.csv"
-            wall = run_shtrack(video, args.models[0], csv_path, [*extra, "--smooth", mode])
+            flags = ["--smooth", "rts", "--smooth-lag", "1"] if mode == "live" else ["--smooth", mode]
+            wall = run_shtrack(video, args.models[0], csv_path, [*extra, *flags])
             scores = score(truth, read_csv(csv_path, len(truth)), spec.width, spec.height)
             entry["smoothing"][mode] = {**scores, "fps": len(truth) / wall}
         results["scenes"].append(entry)

@@ -161,8 +161,9 @@ def crowd_smoothing(data: dict) -> list[str]:
              "is the tracker's alone; change against `none` in brackets):", "",
              *_header("scene", "mode", "NME", "jitter", "lag (frames)", "FPS", left=2)]
     for entry in scenes:
+        labels = {"live": "rts, 1 frame (live default)"}
         modes = {"none": entry["smoothing"]["none"], "rts (default)": entry["models"][model],
-                 **{m: r for m, r in entry["smoothing"].items() if m != "none"}}
+                 **{labels.get(m, m): r for m, r in entry["smoothing"].items() if m != "none"}}
         for mode, r in modes.items():
             b = None if mode == "none" else modes["none"]
             lines.append(f"| {entry['scene']} | {mode} | {r['nme']:.2%}{_vs(r, b, 'nme', '+.1%')} | "
