@@ -16,23 +16,25 @@ from sht_model import geometry
 from .options import TrackerOptions
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) x (m, 4) boxes -> (n, m) IoU."""
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 4) x (m, 4) boxes -> (n, m) intersection areas, (n, 1) areas of a, (1, m) areas of b."""
     a, b = np.asarray(a, np.float64)[:, None, :4], np.asarray(b, np.float64)[None, :, :4]
     w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
     area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+    return w * h, area(a), area(b)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) x (m, 4) boxes -> (n, m) IoU."""
+    inter, area_a, area_b = _intersections(a, b)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, 4) x (m, 4) boxes -> (n, m) intersection area over the smaller box's area."""
-    a, b = np.asarray(a, np.float64)[:, None, :4], np.asarray(b, np.float64)[None, :, :4]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return w * h / np.maximum(np.minimum(area(a), area(b)), 1e-9)
+    inter, area_a, area_b = _intersections(a, b)
+    return inter / np.maximum(np.minimum(area_a, area_b), 1e-9)
 
 
 # A detection covering this much of a tracked face (or of itself) is that face seen differently, not a new one:
