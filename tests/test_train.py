@@ -346,7 +346,8 @@ rank = int(os.environ["RANK"])
 kept = {}
 def keep(cfg, rt, step, modules, optimizers, extra):
     # Parameters (not BatchNorm buffers, which each process updates on its own batch) of every module.
-    kept.update({f"{k}.{n}": p.detach().clone() for k, m in modules.items() for n, p in unwrap(m).named_parameters()})
+    kept.update({f"{k}.{n}": p.detach().contiguous().clone() for k, m in modules.items()
+                 for n, p in unwrap(m).named_parameters()})
 loops.save_checkpoint = keep
 stage = sys.argv[3]
 cfg = TrainConfig(stage=stage, preset="test", data=sys.argv[1], batch_size=2, workers=0, steps=2, threads=1,
