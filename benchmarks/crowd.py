@@ -43,7 +43,7 @@ from train import metrics
 from train.data import split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, save, table
+from .common import RESULTS, console, save, table, time_call
 
 CACHE = Path(__file__).resolve().parent / "cache" / "crowd"
 DATA = Path("../shared/data")
@@ -374,6 +374,44 @@ def fit(frames: int) -> dict:
             "grid": rows}
 
 
+def costs(models: list[str], repeats: int = 3) -> dict:
+    """What the models cost on this machine, one thread each, and the frame rate they allow per scene.
+
+    Measured: the landmark model's ms per face at the scene's batch (all faces of a frame in one call) and YuNet's
+    ms per detector pixel (a 640x640 tile). Counted: the detector pixels a frame needs with the default options
+    (its share of the scan plan, tracker.scan, plus one re-check crop per face every `recheck_every` frames).
+    The ceiling is 2 cores x 1000 ms over that CPU time: what a process doing nothing else (no decoding, crops,
+    tracking or smoothing) with perfect use of both cores could reach. Best of `repeats` p50s, as the VM drifts."""
+    from tracker.backends import BUNDLED, load_backend
+    from tracker.detector import load_detector
+    from tracker.options import TrackerOptions
+    from tracker.scan import RECHECK_SIZE, plan_scan
+
+    options = TrackerOptions()
+    detector = load_detector("yunet", threads=1)
+    tile = np.random.default_rng(0).integers(0, 256, (640, 640, 3), np.uint8)
+    tile_ms = min(float(np.median(time_call(lambda: detector.detect([tile]), 3, 20))) for _ in range(repeats))
+    ms_per_px = tile_ms / tile[..., 0].size
+    backends = {m: load_backend(BUNDLED[m], "onnxruntime", "cpu", threads=1) for m in models}
+    out = {"yunet_ms_per_640_tile": tile_ms, "detect_every": options.detect_every,
+           "recheck_every": options.recheck_every, "scenes": []}
+    for spec in SCENES:
+        plan = plan_scan(spec.width, spec.height, options.min_face, detector)
+        scan_px = sum(job.pixels for job in plan) / options.detect_every
+        recheck_px = spec.faces * RECHECK_SIZE ** 2 / options.recheck_every
+        entry = {"scene": spec.name, "detector_px_per_frame": scan_px + recheck_px,
+                 "detect_ms": (scan_px + recheck_px) * ms_per_px, "models": {}}
+        for model, backend in backends.items():
+            size = backend.cfg.input_size
+            batch = np.random.default_rng(1).standard_normal((spec.faces, 3, size, size)).astype(np.float32)
+            call_ms = min(float(np.median(time_call(lambda: backend.infer(batch), 3, 20))) for _ in range(repeats))
+            cpu_ms = call_ms + entry["detect_ms"]
+            entry["models"][model] = {"ms_per_face": call_ms / spec.faces, "landmarks_ms": call_ms,
+                                      "cpu_ms_per_frame": cpu_ms, "ceiling_fps": 2 * 1000.0 / cpu_ms}
+        out["scenes"].append(entry)
+    return out
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -405,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
     p.add_argument("--name", default="crowd", help="results file name (benchmarks/results/NAME.json, NAME.png)")
     p.add_argument("--fit", action="store_true")
+    p.add_argument("--costs", action="store_true",
+                   help="only measure what the models cost per face and per detector pixel, and the frame rate "
+                        "that allows per scene (benchmarks/results/crowd_costs.json; pause other work first)")
     p.add_argument("--smoothing", nargs="*", default=["none", "live", "one-euro"],
                    help="extra runs of the first model with --smooth MODE (accuracy, jitter and lag per mode; the "
                         "default runs use the tracker's default, auto = rts for files; live = the live default, rts "
@@ -412,6 +453,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.fit:
         save("crowd_fit", fit(args.frames))
+        return 0
+    if args.costs:
+        result = costs(args.models)
+        rows = [[e["scene"], m, f"{r['ms_per_face']:.2f}", f"{e['detector_px_per_frame'] / 1e6:.2f} M",
+                 f"{r['landmarks_ms']:.0f} + {e['detect_ms']:.0f}", f"{r['ceiling_fps']:.1f}"]
+                for e in result["scenes"] for m, r in e["models"].items()]
+        console.print(table(f"CPU cost per frame, one thread per model (YuNet {result['yunet_ms_per_640_tile']:.1f} ms "
+                            "per 640-px tile)", ["scene", "model", "ms / face", "detector px / frame",
+                                                  "landmarks + detector ms", "ceiling FPS (2 cores)"], rows))
+        save("crowd_costs", result)
         return 0
     _, held_out = split_records(read_300w(DATA / "300w_train"))
     out_dir = CACHE / "runs"

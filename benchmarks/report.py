@@ -148,7 +148,26 @@ def crowd_section() -> list[str]:
                      f"{r['distinct_ids']} ids over {r['frames']} frames, {r['fps_with_video_sink']:.1f} FPS "
                      "(annotated video written too).")
     lines += ["", "![crowd](benchmarks/results/crowd.png)", ""]
-    return lines + crowd_smoothing(data)
+    return lines + crowd_costs() + crowd_smoothing(data)
+
+
+def crowd_costs() -> list[str]:
+    """The models' CPU cost per scene and the frame rate it allows (`--costs`)."""
+    data = _load("crowd_costs")
+    if not data:
+        return []
+    lines = [f"**What the models allow** (`python -m benchmarks.crowd --costs`: each model on one thread, the "
+             f"landmark model on all of a scene's faces in one call, YuNet {data['yunet_ms_per_640_tile']:.1f} ms "
+             f"per 640-px tile over the detector pixels a frame needs with the default options; the ceiling is "
+             f"2 cores' time over that, for a process that does nothing else):", "",
+             *_header("scene", "model", "ms per face", "detector px per frame", "landmarks + detector ms",
+                      "ceiling FPS", left=2)]
+    for entry in data["scenes"]:
+        for model, r in entry["models"].items():
+            lines.append(f"| {entry['scene']} | {model} | {r['ms_per_face']:.2f} | "
+                         f"{entry['detector_px_per_frame'] / 1e6:.2f} M | {r['landmarks_ms']:.0f} + "
+                         f"{entry['detect_ms']:.0f} | {r['ceiling_fps']:.1f} |")
+    return lines + [""]
 
 
 def crowd_smoothing(data: dict) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from tests.conftest import shared
 from train.readers import write_pts
@@ -105,3 +106,25 @@ def test_mediapipe_peer_tracks_the_demo_clip():
     assert (out["process_ms"] > 0).all() and out["wall_s"] > 0
     seq = peers.mediapipe_sequences({"blank": [np.zeros((240, 320, 3), np.uint8)] * 3})
     assert np.isnan(seq["blank"]).all()              # no face: NaN rows, not a crash
+
+
+@pytest.mark.slow
+def test_crowd_costs_count_the_scan_plan_and_rechecks_of_every_scene(monkeypatch):
+    """The ceiling is 2 cores over the measured CPU time of the landmark call plus the detector pixels the
+    default options make a frame scan (its plan share and one re-check crop per face per re-check period)."""
+    from benchmarks import crowd
+    from tracker.detector import load_detector
+    from tracker.options import TrackerOptions
+    from tracker.scan import RECHECK_SIZE, plan_scan
+
+    monkeypatch.setattr(crowd, "SCENES", crowd.SCENES[2:3])       # the 16-face 1080p scene only
+    result = crowd.costs(["cpu-fast-int8"], repeats=1)
+    (entry,) = result["scenes"]
+    spec, options = crowd.SCENES[0], TrackerOptions()
+    plan = plan_scan(spec.width, spec.height, options.min_face, load_detector("yunet"))
+    expected_px = sum(j.pixels for j in plan) / options.detect_every + 16 * RECHECK_SIZE ** 2 / options.recheck_every
+    assert entry["detector_px_per_frame"] == pytest.approx(expected_px)
+    assert entry["detect_ms"] == pytest.approx(expected_px * result["yunet_ms_per_640_tile"] / 640 ** 2)
+    r = entry["models"]["cpu-fast-int8"]
+    assert r["landmarks_ms"] == pytest.approx(16 * r["ms_per_face"]) and r["ms_per_face"] > 0
+    assert r["ceiling_fps"] == pytest.approx(2000.0 / (r["landmarks_ms"] + entry["detect_ms"]))
