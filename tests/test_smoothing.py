@@ -3,6 +3,7 @@ frame order and bounded buffering; the defaults are the fitted ones."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -130,3 +131,26 @@ def test_defaults_are_the_fitted_parameters():
     fit = json.loads((REPO / "benchmarks/results/fit_smoothing.json").read_text())["chosen"]
     assert RtsParams() == RtsParams(**fit["rts"])
     assert OneEuroParams() == OneEuroParams(**fit["one-euro"])
+
+
+def test_tracks_filtered_together_come_out_as_each_filtered_alone():
+    """Every track of a frame steps through the filter in one batched call; no track's state may leak into
+    another's: smoothing all faces of a stream at once equals smoothing each face's own stream."""
+    tracks = {0: (1, 40), 1: (5, 30), 2: (12, 40), 3: (20, 20)}
+    results, _ = _stream(40, tracks, noise=0.5, seed=3)
+    rng = np.random.default_rng(4)
+    for r in results:   # other sizes, confidences and untrusted frames per face
+        n = len(r.faces)
+        r.faces.boxes[:, 2:] = (20 + 10 * r.faces.face_id[:, None]).astype(np.float32)
+        r.faces.confidence[:] = rng.uniform(0.2, 0.9, (n, 68))
+        r.faces.success[:] = rng.uniform(size=n) > 0.15
+    params = RtsParams(confidence=1.0, lag=3)
+    together = list(RtsSmoothing(params)(results))
+    for face_id in tracks:
+        alone = [dataclasses.replace(r, faces=r.faces[r.faces.face_id == face_id]) for r in results]
+        for mixed, single in zip(together, RtsSmoothing(params)(alone)):
+            k = list(mixed.faces.face_id).index(face_id) if face_id in mixed.faces.face_id else None
+            if k is None:
+                assert len(single.faces) == 0
+                continue
+            np.testing.assert_allclose(mixed.faces.xy[k], single.faces.xy[0], rtol=0, atol=1e-4)

@@ -80,11 +80,11 @@ _G = np.array([[0.25, 0.5], [0.5, 1.0]])              # discrete white-noise acc
 
 
 class _RtsTrack:
-    """One track's filter and its last frames. State per landmark and axis: (position, velocity); x and y
-    share the landmark's 2x2 covariance (same noise on both axes), so the covariance is (68, 2, 2)."""
+    """One track's filter state and its last frames. State per landmark and axis: (position, velocity); x and y
+    share the landmark's 2x2 covariance (same noise on both axes), so the covariance is (68, 2, 2). The forward
+    step runs for every track of a frame at once (`_forward`)."""
 
-    def __init__(self, params: RtsParams):
-        self.params = params
+    def __init__(self):
         self.frames: deque[int] = deque()        # frame index of each kept step
         self.filtered: deque[np.ndarray] = deque()    # m_t   (68, 2 axes, 2)
         self.predicted: deque[np.ndarray] = deque()   # m-_t  (68, 2, 2), prediction of step t from t-1
@@ -93,38 +93,17 @@ class _RtsTrack:
         self.cov: np.ndarray | None = None
         self.ended = False                       # no frame of the stream holds this track any more
 
-    def add(self, frame: int, xy: np.ndarray | None, confidence: np.ndarray, size: float) -> None:
-        """One frame's measurement (68, 2), or None when the frame's landmarks are not trusted."""
-        p = self.params
-        r = (p.measurement * size) ** 2 * np.maximum(confidence, 0.05) ** -p.confidence      # (68,)
-        q0 = (p.process * size) ** 2
-        if self.mean is None:
-            if xy is None:
-                return
-            self.mean = np.stack([xy, np.zeros_like(xy)], -1).astype(np.float64)
-            self.cov = np.zeros((68, 2, 2))
-            self.cov[:, 0, 0], self.cov[:, 1, 1] = r, (0.05 * size) ** 2
-            self._push(frame, self.mean, self.mean)
-            return
-        prior_mean = self.mean @ _F.T                                         # (68, 2, 2)
-        base_cov = _F @ self.cov @ _F.T                                        # (68, 2, 2)
-        prior_cov = base_cov + q0 * _G
-        if xy is None:
-            mean, cov = prior_mean, prior_cov
-        else:
-            innovation = xy - prior_mean[..., 0]                               # (68, 2)
-            if p.motion > 0:   # motion the model did not expect raises its region's process noise
-                nis = (innovation ** 2).sum(1) / (prior_cov[:, 0, 0] + r)          # per landmark, 2 axes
-                region_nis = np.add.reduceat(nis, _REGION_STARTS) / (2 * _REGION_SIZES)
-                scale = np.repeat(1.0 + p.motion * np.maximum(region_nis - 1.0, 0.0), _REGION_SIZES)
-                prior_cov = base_cov + (q0 * scale)[:, None, None] * _G
-            gain = prior_cov[:, :, 0] / (prior_cov[:, 0, 0] + r)[:, None]     # (68, 2): H = [1, 0]
-            mean = prior_mean + innovation[..., None] * gain[:, None, :]
-            cov = prior_cov - gain[:, :, None] * prior_cov[:, None, 0, :]
-        # Smoother gain of the previous step, C = P_{t-1} F' (P-_t)^-1, kept transposed: the backward pass
-        # applies it to row vectors (one per axis) with one batched matmul.
+    def start(self, frame: int, xy: np.ndarray, r: np.ndarray, size: float) -> None:
+        """The first trusted measurement (68, 2) with its variances r (68,)."""
+        self.mean = np.stack([xy, np.zeros_like(xy)], -1).astype(np.float64)
+        self.cov = np.zeros((68, 2, 2))
+        self.cov[:, 0, 0], self.cov[:, 1, 1] = r, (0.05 * size) ** 2
+        self._push(frame, self.mean, self.mean)
+
+    def step(self, frame: int, mean: np.ndarray, cov: np.ndarray, prior_mean: np.ndarray, gain: np.ndarray) -> None:
+        """A forward step's result; `gain` is the smoother gain linking the previous step to this one."""
         if self.gains:     # (with lag 0 the previous step is already out: no backward pass needs it)
-            self.gains[-1] = (self.cov @ _F.T @ _inverse(prior_cov)).transpose(0, 2, 1)
+            self.gains[-1] = gain
         self.mean, self.cov = mean, cov
         self._push(frame, mean, prior_mean)
 
@@ -148,6 +127,31 @@ class _RtsTrack:
         return mean[..., 0]
 
 
+def _forward(p: RtsParams, mean, cov, xy, measured, r, q0):
+    """One Kalman step of n tracks at once. mean, cov (n, 68, 2, 2); xy (n, 68, 2) measurements, trusted where
+    `measured` (n,) (elsewhere the prediction stands); r (n, 68) measurement variances; q0 (n,) process variance.
+    -> mean, cov, prior mean, and the smoother gain of the previous step C = P_{t-1} F' (P-_t)^-1, kept
+    transposed: the backward pass applies it to row vectors (one per axis) with one batched matmul."""
+    prior_mean = mean @ _F.T                                                  # (n, 68, 2, 2)
+    base_cov = _F @ cov @ _F.T
+    q = np.broadcast_to(q0[:, None], r.shape)                                 # (n, 68)
+    if p.motion > 0:   # motion the model did not expect raises its region's process noise
+        innovation = xy - prior_mean[..., 0]                                  # (n, 68, 2)
+        nis = (innovation ** 2).sum(-1) / (base_cov[..., 0, 0] + q0[:, None] * _G[0, 0] + r)   # 2 axes
+        region_nis = np.add.reduceat(nis, _REGION_STARTS, axis=1) / (2 * _REGION_SIZES)
+        q = q * np.repeat(1.0 + p.motion * np.maximum(region_nis - 1.0, 0.0), _REGION_SIZES, axis=1)
+        q = np.where(measured[:, None], q, q0[:, None])                       # no measurement: no motion term
+    prior_cov = base_cov + q[..., None, None] * _G
+    gain = prior_cov[..., :, 0] / (prior_cov[..., 0, 0] + r)[..., None]      # (n, 68, 2): H = [1, 0]
+    innovation = xy - prior_mean[..., 0]
+    updated_mean = prior_mean + innovation[..., None] * gain[..., None, :]
+    updated_cov = prior_cov - gain[..., :, None] * prior_cov[..., None, 0, :]
+    keep = measured[:, None, None, None]
+    smoother_gain = (cov @ _F.T @ _inverse(prior_cov)).swapaxes(-1, -2)
+    return (np.where(keep, updated_mean, prior_mean), np.where(keep, updated_cov, prior_cov), prior_mean,
+            smoother_gain)
+
+
 class RtsSmoothing:
     """Fixed-lag RTS smoothing stage: yields each frame once `lag` later frames were seen (or at the end)."""
 
@@ -159,23 +163,39 @@ class RtsSmoothing:
     def __call__(self, results: Iterable[FrameResult]) -> Iterator[FrameResult]:
         for result in results:
             t = time.perf_counter()
-            faces = result.faces
-            seen = set()
-            for i in range(len(faces)):
-                face_id = int(faces.face_id[i])
-                seen.add(face_id)
-                track = self.tracks.get(face_id)
-                if track is None:
-                    track = self.tracks[face_id] = _RtsTrack(self.params)
-                track.add(result.frame.index, faces.xy[i] if faces.success[i] else None, faces.confidence[i],
-                          _size(faces.boxes[i]))
-            for face_id in [k for k in self.tracks if k not in seen]:
-                self.tracks[face_id].ended = True
+            self._filter(result)
             self.waiting.append((result, (time.perf_counter() - t) * 1000.0))
             while len(self.waiting) > self.params.lag:
                 yield self._release()
         while self.waiting:
             yield self._release()
+
+    def _filter(self, result: FrameResult) -> None:
+        """The forward step of every track in this frame: new tracks start from their first trusted landmarks;
+        the others step together (one batched `_forward`)."""
+        p, faces, frame = self.params, result.faces, result.frame.index
+        sizes = np.maximum(faces.boxes[:, 2] - faces.boxes[:, 0], 1.0).astype(np.float64)            # (n,)
+        r = (p.measurement * sizes[:, None]) ** 2 * np.maximum(faces.confidence, 0.05) ** -p.confidence
+        stepping = []
+        for i, face_id in enumerate(faces.face_id.tolist()):
+            track = self.tracks.get(face_id)
+            if track is None:
+                track = self.tracks[face_id] = _RtsTrack()
+            if track.mean is not None:
+                stepping.append(i)
+            elif faces.success[i]:
+                track.start(frame, faces.xy[i], r[i], float(sizes[i]))
+        for face_id in self.tracks.keys() - set(faces.face_id.tolist()):
+            self.tracks[face_id].ended = True
+        if not stepping:
+            return
+        tracks = [self.tracks[int(faces.face_id[i])] for i in stepping]
+        mean, cov, prior_mean, gain = _forward(p, np.stack([tr.mean for tr in tracks]),
+                                               np.stack([tr.cov for tr in tracks]),
+                                               faces.xy[stepping].astype(np.float64), faces.success[stepping],
+                                               r[stepping], (p.process * sizes[stepping]) ** 2)
+        for k, track in enumerate(tracks):
+            track.step(frame, mean[k], cov[k], prior_mean[k], gain[k])
 
     def _release(self) -> FrameResult:
         t = time.perf_counter()
@@ -244,9 +264,9 @@ class OneEuroSmoothing:
 
 def _inverse(m: np.ndarray) -> np.ndarray:
     """Inverse of a stack of 2x2 matrices, written out (np.linalg.inv's per-call overhead is most of its cost)."""
-    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
     out = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2)
-    return out / (a * d - b * c)[:, None, None]
+    return out / (a * d - b * c)[..., None, None]
 
 
 def _alpha(cutoff, dt: float):
