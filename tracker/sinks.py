@@ -24,6 +24,7 @@ OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"]
                     + [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)])
 EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1"]
 CSV_COLUMNS = OPENFACE_COLUMNS + EXTRA_COLUMNS
+_COORDINATES = ",".join(["%.3f"] * (2 * NUM_LANDMARKS + 4))     # x_*, y_*, box: 3 decimals
 
 
 class OutputError(OSError):
@@ -118,12 +119,14 @@ class CsvSink(_AtomicFile):
         if len(faces) == 0 and self.missing_rows:
             self._writer.writerow([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
                                   + [""] * (2 * NUM_LANDMARKS) + [""] * 4 + self._file_cell(frame))
+        # x_0..x_67, y_0..y_67, then the box: formatted in one operation per row (16 faces a frame: a 2 ms
+        # loop of f-strings otherwise).
+        values = np.concatenate([faces.xy.transpose(0, 2, 1).reshape(len(faces), 2 * NUM_LANDMARKS), faces.boxes], 1)
+        scores = faces.score
         for i in range(len(faces)):
-            xy = faces.xy[i]
-            row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{faces.score[i]:.3f}",
+            row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{scores[i]:.3f}",
                    int(faces.success[i])]
-            row += [f"{v:.3f}" for v in xy[:, 0]] + [f"{v:.3f}" for v in xy[:, 1]]
-            row += [f"{v:.3f}" for v in faces.boxes[i]]
+            row += (_COORDINATES % tuple(values[i].tolist())).split(",")
             self._writer.writerow(row + self._file_cell(frame))
         self._file.flush()
 
