@@ -150,6 +150,19 @@ def test_crop_puts_box_centre_at_crop_centre():
     assert abs(xs.mean() - 31.5) < 1.5 and abs(ys.mean() - 31.5) < 1.5
 
 
+
+def test_crop_normalises_as_training_does():
+    """The tracker's input batch is the training sample's tensor of the same crop: RGB order, per-channel mean
+    and std (uneven here, so a swapped channel shows)."""
+    from train.data import to_tensor
+
+    cfg = get_config("test", mean=(0.2, 0.4, 0.6), std=(0.3, 0.5, 0.7))
+    image = np.random.default_rng(5).integers(0, 256, (90, 120, 3), np.uint8)     # BGR
+    box = np.array([[20.0, 15.0, 70.0, 65.0]])
+    batch, matrices = crop_faces(image, box, cfg)
+    crop = geometry.warp(image, matrices[0], cfg.input_size)[..., ::-1]             # RGB, as training reads
+    np.testing.assert_allclose(batch[0], to_tensor(crop, cfg).numpy(), atol=1e-5)
+
 # ---------------------------------------------------------------- sinks
 
 def _result(index: int, n: int) -> FrameResult:
