@@ -128,3 +128,16 @@ def test_crowd_costs_count_the_scan_plan_and_rechecks_of_every_scene(monkeypatch
     r = entry["models"]["cpu-fast-int8"]
     assert r["landmarks_ms"] == pytest.approx(16 * r["ms_per_face"]) and r["ms_per_face"] > 0
     assert r["ceiling_fps"] == pytest.approx(2000.0 / (r["landmarks_ms"] + entry["detect_ms"]))
+
+
+def test_detector_candidates_find_faces_at_the_scan_scale_and_not_when_too_small(faces_300w):
+    """benchmarks.detectors shrinks each face to W px and scales it back up as the scan would: at 24 px (48 px
+    in the detector's image) YuNet finds them; shrunk to 4 px there is nothing left to find."""
+    from benchmarks.detectors import recall
+    from tracker.detector import YuNetDetector
+    from train.readers import read_300w
+
+    records = read_300w(faces_300w.parent)[:4]
+    detector = YuNetDetector()
+    assert recall(detector, records, 24, 2.0) == (1.0, 1.0)
+    assert recall(detector, records, 4, 2.0) == (0.0, 0.0)
