@@ -134,16 +134,15 @@ def _forward(p: RtsParams, mean, cov, xy, measured, r, q0):
     transposed: the backward pass applies it to row vectors (one per axis) with one batched matmul."""
     prior_mean = mean @ _F.T                                                  # (n, 68, 2, 2)
     base_cov = _F @ cov @ _F.T
+    innovation = xy - prior_mean[..., 0]                                      # (n, 68, 2)
     q = np.broadcast_to(q0[:, None], r.shape)                                 # (n, 68)
     if p.motion > 0:   # motion the model did not expect raises its region's process noise
-        innovation = xy - prior_mean[..., 0]                                  # (n, 68, 2)
         nis = (innovation ** 2).sum(-1) / (base_cov[..., 0, 0] + q0[:, None] * _G[0, 0] + r)   # 2 axes
         region_nis = np.add.reduceat(nis, _REGION_STARTS, axis=1) / (2 * _REGION_SIZES)
         q = q * np.repeat(1.0 + p.motion * np.maximum(region_nis - 1.0, 0.0), _REGION_SIZES, axis=1)
         q = np.where(measured[:, None], q, q0[:, None])                       # no measurement: no motion term
     prior_cov = base_cov + q[..., None, None] * _G
     gain = prior_cov[..., :, 0] / (prior_cov[..., 0, 0] + r)[..., None]      # (n, 68, 2): H = [1, 0]
-    innovation = xy - prior_mean[..., 0]
     updated_mean = prior_mean + innovation[..., None] * gain[..., None, :]
     updated_cov = prior_cov - gain[..., :, None] * prior_cov[..., None, 0, :]
     keep = measured[:, None, None, None]
