@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, shared, write_video
+from sht_model.weights import read_metadata
 from train import losses, metrics
 from train.data import FLIP_68, NO_AUGMENT, Augment, LabelledFaces, LabelledPairs, split_records
 from train.readers import (WFLW_TO_68, DatasetError, read_300vw, read_300w, read_pts, read_wflw, write_pts)
@@ -184,9 +185,16 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (out / "last.safetensors").exists() and (out / "state.pt").exists()
     assert list((out / "tb").iterdir()), "TensorBoard event files expected"
+    # The run's clock continues from the checkpoint's: a resumed chain step reports its whole wall time.
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert 0 < state["seconds"] < 600
+    state["seconds"] = 5000.0
+    torch.save(state, out / "state.pt")
     proc = _train(*common, "--steps", "4", "--resume")
     assert proc.returncode == 0, proc.stderr
     assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
+    assert 5000 < torch.load(out / "state.pt", weights_only=True)["seconds"] < 5600
+    assert 5000 < json.loads(read_metadata(out / "last.safetensors")["extra"])["seconds"] < 5600
 
 
 @pytest.mark.slow

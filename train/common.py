@@ -111,7 +111,12 @@ class Runtime:
     rank: int = 0
     world: int = 1
     writer: object | None = None
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)    # moved back by the seconds of a resumed run
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds of training so far, over every invocation of a resumed run (up to its checkpoints)."""
+        return time.time() - self.started
 
     @property
     def main(self) -> bool:
@@ -176,7 +181,7 @@ def log_scalars(rt: Runtime, step: int, scalars: dict, prefix: str = "train") ->
         for k, v in scalars.items():
             rt.writer.add_scalar(f"{prefix}/{k}", float(v), step)
     text = " ".join(f"{k}={float(v):.4g}" for k, v in scalars.items())
-    log.info("step %d %s: %s (%.0fs)", step, prefix, text, time.time() - rt.started)
+    log.info("step %d %s: %s (%.0fs)", step, prefix, text, rt.seconds)
 
 
 def init_dhln(cfg: TrainConfig) -> DHLN:
@@ -214,14 +219,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_checkpoint(cfg: TrainConfig, rt: Runtime, step: int, modules: dict, optimizers: dict, extra: dict) -> None:
-    """Model weights as safetensors (usable on their own), optimiser state beside them (weights_only-safe)."""
+    """Model weights as safetensors (usable on their own), optimiser state beside them (weights_only-safe). Both
+    record the training's wall seconds so far (a resumed run adds to them: the chain's wall time per step)."""
     if not rt.main:
         return
     out = Path(cfg.out)
+    seconds = round(rt.seconds, 1)
     dhln = unwrap(modules["dhln"]) if "dhln" in modules else None
     if dhln is not None:
-        save_model(dhln, out / "last.safetensors", extra={"step": step, "stage": cfg.stage, **extra})
-    state = {"step": step,
+        save_model(dhln, out / "last.safetensors", extra={"step": step, "stage": cfg.stage, "seconds": seconds, **extra})
+    state = {"step": step, "seconds": seconds,
              "modules": {k: unwrap(m).state_dict() for k, m in modules.items() if k != "dhln"},
              "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}
     tmp = out / "state.pt.partial"
@@ -235,8 +242,9 @@ def save_checkpoint(cfg: TrainConfig, rt: Runtime, step: int, modules: dict, opt
                   metadata={"format": "shtrack-fptn/1", "config": json.dumps(dataclasses.asdict(unwrap(modules["fptn"]).cfg))})
 
 
-def load_checkpoint(cfg: TrainConfig, modules: dict, optimizers: dict) -> int:
-    """Resume: returns the step to continue from (0 when there is nothing to resume)."""
+def load_checkpoint(cfg: TrainConfig, rt: Runtime, modules: dict, optimizers: dict) -> int:
+    """Resume: returns the step to continue from (0 when there is nothing to resume); the run's clock
+    (rt.seconds) continues from the checkpoint's (the time after the last checkpoint was lost and is redone)."""
     out = Path(cfg.out)
     if not cfg.resume or not (out / "state.pt").exists():
         return 0
@@ -247,7 +255,8 @@ def load_checkpoint(cfg: TrainConfig, modules: dict, optimizers: dict) -> int:
         unwrap(modules[k]).load_state_dict(sd)
     for k, sd in state["optimizers"].items():
         optimizers[k].load_state_dict(sd)
-    log.info("resumed %s at step %d", out, state["step"])
+    rt.started -= float(state.get("seconds", 0.0))     # checkpoints before 2026-11-26 did not record it
+    log.info("resumed %s at step %d after %.0fs of training", out, state["step"], rt.seconds)
     return int(state["step"])
 
 

@@ -114,7 +114,7 @@ class Loop:
         self.cfg, self.rt, self.modules, self.optimizers = cfg, rt, modules, optimizers
         self.lr_scale = lr_scale or {}
         self.evaluate, self.val, self.best = evaluate, val, float("inf")
-        self.start = load_checkpoint(cfg, modules, optimizers)
+        self.start = load_checkpoint(cfg, rt, modules, optimizers)
         self.precision = Precision(cfg, rt)
 
     def steps(self):
