@@ -204,6 +204,32 @@ def test_a_rechecked_track_whose_box_drifted_from_the_face_moves_onto_the_detect
     assert np.allclose(tracks.boxes()[0], grown)
 
 
+def test_landmarks_of_a_face_going_behind_someone_are_withheld_while_the_track_goes_on():
+    """The street scene's woman behind a passer-by's shoulder: re-checks stop finding her face and the landmark
+    model's confidence falls from 0.75 to ~0.4, landmarks on his jacket. Such frames are not reported as found;
+    a face whose usual confidence is that low (small, turned) is not affected by a missed re-check."""
+    no_face = [np.zeros((0, 5), np.float32)]
+    xy, sure = _faces([0.75])
+    _, unsure = _faces([0.42])
+    tracks = Tracks(TrackerOptions(max_detector_misses=2))
+    tracks.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    for _ in range(5):
+        assert tracks.update(xy, sure)[0].tolist() == [True]
+    assert tracks.update(xy, unsure)[0].tolist() == [True], "the detector still agrees: a bad frame, reported"
+    tracks.recheck([0], no_face)
+    success, ended = tracks.update(xy, unsure)
+    assert success.tolist() == [False] and ended == [] and len(tracks) == 1
+    tracks.recheck([0], [np.array([[0, 0, 40, 40, 0.8]], np.float32)])      # out from behind the shoulder
+    assert tracks.update(xy, unsure)[0].tolist() == [True]
+    hard = Tracks(TrackerOptions(max_detector_misses=2))
+    hard.add_detections(np.array([[0, 0, 40, 40, 0.9]], np.float32))
+    _, low = _faces([0.45])
+    for _ in range(5):
+        hard.update(xy, low)
+    hard.recheck([0], no_face)
+    assert hard.update(xy, unsure)[0].tolist() == [True]
+
+
 def test_a_detection_covering_part_of_a_tracked_face_starts_no_second_track():
     """The street scene's man looking down: a detection on his forehead and hair overlapping his track by a third
     (IoU 0.2) started a second face with landmarks on his hair. A neighbouring face still starts its own."""

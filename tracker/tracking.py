@@ -53,6 +53,8 @@ RECHECK_SCORE = 0.8
 # until it sat beside the face). On the crowd scenes 98-100% of agreements overlap more (median IoU 0.86).
 SNAP_IOU = 0.5
 
+OCCLUDED_SCORE_RATIO = 0.8
+
 
 @dataclass
 class Track:
@@ -62,6 +64,7 @@ class Track:
     scan_score: float = 0.0              # the score of the scan detection that started it
     xy: np.ndarray | None = None         # last raw landmarks
     score: float = 0.0                   # mean heatmap peak of the last frame
+    usual_score: float = 0.0             # moving average of the mean heatmap peak over its trusted frames
     misses: int = 0                      # consecutive frames below the landmark confidence threshold
     detector_misses: int = 0             # consecutive detector re-checks that found no face on the track
     confirmed: bool = False
@@ -246,7 +249,9 @@ class Tracks:
                 # overshoots a stopping face costs more than one that lags a moving one).
                 track.box = new_box + np.tile(track.velocity * 0.5, 2)
                 track.xy, track.misses = xy[i], 0
-                success[i] = True
+                success[i] = not self._occluded(track, score)
+                if success[i]:
+                    track.usual_score = score if track.usual_score == 0 else 0.9 * track.usual_score + 0.1 * score
             else:
                 track.misses += 1
             unsupported = track.detector_misses >= self.max_detector_misses and (
@@ -263,6 +268,13 @@ class Tracks:
         # Forgotten after a scan period: the scan has looked everywhere since.
         self.lost = [lost for lost in self.lost if lost.frames <= self.remember]
         return success, ended
+
+    def _occluded(self, track: Track, score: float) -> bool:
+        """Landmarks not to be reported although the track goes on: the last re-check found no face there and
+        the landmark model is unsure and well below this face's usual confidence (a face going behind someone:
+        the street scene's woman behind a passer-by's shoulder, whose landmarks would sit on his jacket)."""
+        return (track.detector_misses > 0 and score < self.confirm_confidence
+                and score < OCCLUDED_SCORE_RATIO * track.usual_score)
 
     def _drop_duplicates(self, ended: list[int]) -> None:
         """Two tracks that converged on one face: keep the older one."""
