@@ -105,7 +105,8 @@ class Tracks:
     otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or when
     re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row while the
     landmark model is below `confirm_confidence` as well, or twice as many whatever it says (the detector misses
-    small faces now and then that the landmark model still follows well)."""
+    small faces now and then that the landmark model still follows well). A confirmed track's frame is reported
+    as not found while the face looks hidden (`_occluded`), and the track goes on."""
 
     def __init__(self, options: TrackerOptions | None = None, first_id: int = 0, match_iou: float = 0.3):
         o = options or TrackerOptions()
