@@ -242,7 +242,8 @@ def write_card(results: dict) -> None:
     for arm, r in arms.items():
         lines.append(f"- {arm}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["gradient_shares"].items()))
     if "shipped" in results:
-        lines += ["", f"Shipped: `{results['shipped']['arm']}` (lowest held-out NME at 16 px)."]
+        lines += ["", f"Chosen: `{results['shipped']['arm']}` (lowest held-out NME at 16 px), copied to "
+                  f"`{results['shipped']['path']}`."]
     lines.append(END)
     replace_block(CARD, START, END, "\n".join(lines), heading="## SHT ablation")
 
