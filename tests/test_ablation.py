@@ -54,3 +54,37 @@ def test_ablation_trains_four_arms_the_same_number_of_steps_and_scores_them(face
     stamp = {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
     assert ablation.main(argv) == 0
     assert stamp == {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
+
+
+class _SameViewTwice:
+    """Pairs whose two views are one sample: FPTN's 'no move' baseline then matches face b exactly."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __getitem__(self, i):
+        pair = self.pairs[i]
+        return {**pair, "b": pair["a"]}
+
+
+def test_transfer_probe_measures_both_gradient_paths_and_the_no_move_baseline(faces_300w):
+    import torch
+
+    from benchmarks.transfer_probe import cosine, probe
+    from tests.test_train import _fptn_and_dhln
+    from train.data import Augment, LabelledPairs
+    from train.readers import read_300w
+
+    dhln, fptn = _fptn_and_dhln()
+    pairs = LabelledPairs(read_300w(faces_300w), dhln.cfg, Augment(flip=False), seed=7, face_width=16.0)
+    result = probe(dhln, fptn, pairs, count=4, batch_size=2)
+    # The transfer L1 reaches DHLN both through the hallucinated face and through the heatmaps.
+    assert result["grad_norm"]["transfer_l1_via_face"] > 0 and result["grad_norm"]["transfer_l1_via_heatmaps"] > 0
+    assert result["grad_norm"]["heatmap"] > 0
+    assert -1 <= result["cosine_with_heatmap"]["transfer_l1_via_heatmaps"] <= 1
+    assert result["psnr_no_move"] < 40    # two different poses of one face
+    same = probe(dhln, fptn, _SameViewTwice(pairs), count=4, batch_size=2)
+    assert same["psnr_no_move"] == pytest.approx(100.0)
+    g = torch.tensor([1.0, -2.0, 3.0])
+    assert cosine(g, g) == pytest.approx(1.0) and cosine(g, -g) == pytest.approx(-1.0)
+    assert cosine(g, torch.tensor([2.0, 1.0, 0.0])) == pytest.approx(0.0)
