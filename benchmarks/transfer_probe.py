@@ -12,6 +12,9 @@
    DHLN's gradient from the weighted transfer L1 through the face alone (heatmaps detached), through the
    heatmaps alone (face detached), against the heatmap loss's; and the cosine of each with the heatmap loss's
    gradient (the direction that lowers landmark error on these labelled pairs).
+3. Is the hallucination stream alive? The share of the upsampling tail's ReLU outputs above zero on the probe's
+   inputs: at 0 the tail outputs its last bias only, the face is the bicubic input plus a constant, and no
+   face loss (pixel, Eq. 3, transfer through the face) reaches anything before it.
 Writes benchmarks/results/transfer_probe.json.
 """
 
@@ -57,6 +60,9 @@ def probe(dhln, fptn: FPTN, pairs: LabelledPairs, count: int, batch_size: int) -
     moved, unmoved, still = [], [], []
     g_heat, g_face, g_hm = 0, 0, 0
     dhln.eval()    # frozen BatchNorm, as the arms train (--freeze-bn)
+    active = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: active.append((out > 0).float().mean()))
+             for m in dhln.tail.modules() if isinstance(m, torch.nn.ReLU)]
     fptn.eval()
     for start in range(0, count, batch_size):
         items = [pairs[i] for i in range(start, min(count, start + batch_size))]
@@ -77,9 +83,11 @@ def probe(dhln, fptn: FPTN, pairs: LabelledPairs, count: int, batch_size: int) -
         g_heat = g_heat + flat_grad(heat, params)
         g_face = g_face + flat_grad(through_face, params)
         g_hm = g_hm + flat_grad(through_hm, params)
+    for hook in hooks:
+        hook.remove()
     stat = {name: float(torch.cat(v).mean()) for name, v in
             (("psnr_moved", moved), ("psnr_pose_unchanged", unmoved), ("psnr_no_move", still))}
-    return {**stat, "pairs": count,
+    return {**stat, "pairs": count, "tail_relu_active": float(torch.stack(active).mean()),
             "grad_norm": {"heatmap": float(g_heat.norm()), "transfer_l1_via_face": float(g_face.norm()),
                           "transfer_l1_via_heatmaps": float(g_hm.norm())},
             "cosine_with_heatmap": {"transfer_l1_via_face": cosine(g_face, g_heat),
@@ -122,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table(f"DHLN's gradient at {args.width:g} px ({result['pairs']} pairs)", ["term", "norm", "cosine"],
                         [["heatmap", f"{g['heatmap']:.4g}", "1"],
                          *[[k, f"{g[k]:.4g}", f"{c[k]:+.3f}"] for k in c]]))
+    console.print(f"hallucination tail: {result['tail_relu_active']:.2%} of its ReLU outputs above zero")
     return 0
 
 

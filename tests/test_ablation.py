@@ -83,6 +83,12 @@ def test_transfer_probe_measures_both_gradient_paths_and_the_no_move_baseline(fa
     assert result["grad_norm"]["heatmap"] > 0
     assert -1 <= result["cosine_with_heatmap"]["transfer_l1_via_heatmaps"] <= 1
     assert result["psnr_no_move"] < 40    # two different poses of one face
+    assert 0.2 < result["tail_relu_active"] < 0.8    # a fresh tail: about half its units active
+    with torch.no_grad():
+        for conv in [m for m in dhln.tail if isinstance(m, torch.nn.Conv2d)][1:-1]:
+            conv.bias.fill_(-1e3)    # every unit before the tail's ReLUs negative: a dead tail
+    dead = probe(dhln, fptn, pairs, count=2, batch_size=2)
+    assert dead["tail_relu_active"] == 0
     same = probe(dhln, fptn, _SameViewTwice(pairs), count=4, batch_size=2)
     assert same["psnr_no_move"] == pytest.approx(100.0)
     g = torch.tensor([1.0, -2.0, 3.0])
