@@ -62,7 +62,7 @@ def probe(dhln, fptn: FPTN, pairs: LabelledPairs, count: int, batch_size: int) -
     dhln.eval()    # frozen BatchNorm, as the arms train (--freeze-bn)
     active = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: active.append((out > 0).float().mean()))
-             for m in dhln.tail.modules() if isinstance(m, torch.nn.ReLU)]
+             for m in dhln.tail.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))]
     fptn.eval()
     for start in range(0, count, batch_size):
         items = [pairs[i] for i in range(start, min(count, start + batch_size))]

@@ -25,6 +25,7 @@ class DHLNConfig:
     blocks_per_level: int = 1     # residual blocks per hourglass node
     fusion: str = "paper"         # "paper": Eq. 1-2 as written; "v0.1": the bundled 0.1 files (dhln.py)
     fusion_kernel: int = 3        # FUBlock2's conv (paper: 3x3; the CPU presets use 1x1 for speed)
+    tail_activation: str = "leaky_relu"   # after each pixel shuffle of the face tail; "relu" in older files (dhln.py)
     num_landmarks: int = 68
     heatmap_sigma: float = 1.5    # Gaussian sigma of training targets, in heatmap pixels
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)   # RGB in [0,1] -> (x - mean) / std
@@ -39,6 +40,8 @@ class DHLNConfig:
             raise ValueError("feature_size must be divisible by 2**hourglass_depth")
         if self.fusion not in ("paper", "v0.1"):
             raise ValueError(f"fusion must be 'paper' or 'v0.1', not {self.fusion!r}")
+        if self.tail_activation not in ("leaky_relu", "relu"):
+            raise ValueError(f"tail_activation must be 'leaky_relu' or 'relu', not {self.tail_activation!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -52,6 +55,8 @@ class DHLNConfig:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         # Files written before the `fusion` field existed are shtrack 0.1's, fused the other way round.
         raw.setdefault("fusion", "v0.1")
+        # Files written before `tail_activation` existed have ReLU in the face tail.
+        raw.setdefault("tail_activation", "relu")
         for key in ("mean", "std"):
             if key in raw:
                 raw[key] = tuple(raw[key])

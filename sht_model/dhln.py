@@ -83,10 +83,13 @@ class DHLN(nn.Module):
         )
         self.stem_p = nn.Conv2d(3, sr, 3, stride=stride, padding=1)
         self.stacks = nn.ModuleList([DHLNStack(cfg, last=i == cfg.num_stacks - 1) for i in range(cfg.num_stacks)])
-        # Upsampling tail of the SR stream: x2 pixel-shuffle steps from feature_size to face_size.
+        # Upsampling tail of the SR stream: x2 pixel-shuffle steps from feature_size to face_size. Leaky: with
+        # ReLU the tail of every cpu-rt trained so far died early in training (all its units negative, so no
+        # gradient ever came back) and the face was the bicubic input plus a constant (MODEL_CARD.md).
         steps, side = [], cfg.feature_size
+        act = (lambda: nn.LeakyReLU(0.2, True)) if cfg.tail_activation == "leaky_relu" else (lambda: nn.ReLU(True))
         while side < cfg.face_size:
-            steps += [nn.Conv2d(sr, sr * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(True)]
+            steps += [nn.Conv2d(sr, sr * 4, 3, padding=1), nn.PixelShuffle(2), act()]
             side *= 2
         self.tail = nn.Sequential(nn.Conv2d(sr, sr, 3, padding=1), *steps, nn.Conv2d(sr, 3, 3, padding=1))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -111,6 +112,28 @@ def test_v01_files_still_load_the_other_way_round():
     assert cfg.fusion == "v0.1"
     stack = build_model("test", fusion="v0.1").stacks[0]
     assert stack.fuse_p.conv.out_channels == cfg.sr_channels
+
+
+def test_the_face_tail_keeps_a_gradient_when_all_its_units_are_negative():
+    """A tail whose every unit went negative must still learn: with ReLU (the files trained before
+    `tail_activation`) the face then no longer depends on the tail's convs and they get no gradient."""
+    def tail_grad(activation: str) -> float:
+        torch.manual_seed(0)
+        model = build_model("test", tail_activation=activation)
+        convs = [m for m in model.tail if isinstance(m, torch.nn.Conv2d)]
+        with torch.no_grad():
+            for conv in convs[1:-1]:          # the convs before each pixel shuffle
+                conv.bias.fill_(-1e3)
+        model.forward_face(model.forward_features(torch.randn(2, 3, 64, 64))[0], torch.randn(2, 3, 64, 64)).sum().backward()
+        return float(sum(c.weight.grad.abs().sum() for c in convs[:-1]))
+
+    assert tail_grad("leaky_relu") > 0
+    assert tail_grad("relu") == 0
+    # Files written before the field existed keep their ReLU tail.
+    raw = json.loads(build_model("test").cfg.to_json())
+    del raw["tail_activation"]
+    assert DHLNConfig.from_json(json.dumps(raw)).tail_activation == "relu"
+    assert build_model("test").cfg.tail_activation == "leaky_relu"
 
 
 def test_gradients_flow_into_both_streams():
