@@ -294,8 +294,9 @@ def test_cli_int8_export_calibrates_on_training_faces(tmp_path, faces_300w, tiny
 
     out = tmp_path / "tiny-int8.onnx"
     # Relative paths, as a user types them (the quantiser works in a scratch directory of its own). The
-    # calibration faces come through the `train` package, which runs from the source checkout (not installed).
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    # calibration faces come through the `train` package, which the editable install does not list: the command
+    # finds it beside `tracker` in the checkout, from any working directory, without PYTHONPATH.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-m", "tracker.cli", "export", "--weights", str(tiny_weights),
                            "--int8", out.name, "--calibration-data", os.path.relpath(faces_300w, tmp_path),
                            "--calibration-samples", "6"], capture_output=True, text=True, cwd=tmp_path, timeout=300,

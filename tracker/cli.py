@@ -153,6 +153,10 @@ def _checkout_module(name: str, what: str):
     wheel does not carry it."""
     import importlib
 
+    # An editable install puts only the listed packages on sys.path; `train` sits beside them in the checkout.
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "train" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
     try:
         return importlib.import_module(name)
     except ImportError as exc:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # From nothing to every shipped file: DHLN with the paper's fusion (Eq. 1-2), the SHT ablation, the best arm
 # polished and shipped as cpu-rt, cpu-fast from it, ONNX and int8 exports. Run from the repo root with
-# ../shared/data beside it and `pip install -e ".[train,peers]"`; CPU only. The model card gives the wall time of each step.
+# ../shared/data beside it and `pip install -e ".[train,peers]"`; CPU only. The model card gives the wall time
+# of each step.
 #
 # Run it again after an interruption: every training step continues from its last checkpoint (--resume, at most
 # --ckpt-every steps lost, the schedule and data order as if never stopped) and a finished step is skipped.
@@ -20,7 +21,8 @@ LOG=$RUNS/chain.log      # one line per step and invocation: name, seconds, fini
 step() {   # step NAME COMMAND...: run one step, log its wall time (an interrupted invocation logs its part)
     local name=$1 start=$SECONDS
     shift
-    trap 'echo "$(date -u +%FT%TZ) $name $((SECONDS - start)) s interrupted" >> "$LOG"' EXIT
+    # Expanded now: the trap runs after this function's locals are gone.
+    trap "echo \"\$(date -u +%FT%TZ) $name \$((SECONDS - $start)) s interrupted\" >> \"$LOG\"" EXIT
     "$@"
     trap - EXIT
     echo "$(date -u +%FT%TZ) $name $((SECONDS - start)) s finished" >> "$LOG"
