@@ -1,4 +1,4 @@
-"""Why does (or doesn't) the transfer loss help landmarks? Two measurements on held-out 300W pairs:
+"""Why does (or doesn't) the transfer loss help landmarks? Three measurements on held-out 300W pairs:
 
     python -m benchmarks.transfer_probe --dhln runs/chain/cpu-rt-base/last.safetensors \
         --fptn runs/chain/ablation/sht/fptn.safetensors
