@@ -47,6 +47,12 @@ def test_ablation_trains_four_arms_the_same_number_of_steps_and_scores_them(face
     assert json.loads((runs / "sht" / "config.json").read_text())["unlabelled_fraction"] == 0
     assert json.loads((runs / "sht-i" / "config.json").read_text())["unlabelled_pairs"] == "image"
     assert "transfer_l1" in result["arms"]["sht-v"]["gradient_shares"]
+    assert "gain_over_control" not in result["arms"]["control"]
+    for arm in ("sht", "sht-v", "sht-i"):
+        gain = result["arms"][arm]["gain_over_control"]["16px"]
+        control, scored = result["arms"]["control"]["faces"]["16px"]["nme"], result["arms"][arm]["faces"]["16px"]["nme"]
+        assert gain["relative"] == pytest.approx(1 - scored / control)
+        assert gain["ci95"][0] <= gain["relative"] <= gain["ci95"][1]
     best = min(result["arms"], key=lambda a: result["arms"][a]["faces"]["16px"]["nme"])
     assert result["shipped"]["arm"] == best
     assert (tmp_path / "shipped.safetensors").read_bytes() == (runs / best / "last.safetensors").read_bytes()
@@ -54,6 +60,23 @@ def test_ablation_trains_four_arms_the_same_number_of_steps_and_scores_them(face
     stamp = {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
     assert ablation.main(argv) == 0
     assert stamp == {arm: (runs / arm / "state.pt").stat().st_mtime_ns for arm in ablation.ARMS}
+
+
+def test_gain_over_control_is_the_relative_nme_cut_with_an_interval_that_holds_zero_only_for_noise():
+    import numpy as np
+
+    from benchmarks.ablation import gain_over_control
+
+    rng = np.random.default_rng(1)
+    control = rng.gamma(4.0, 0.0125, 196)              # NMEs around 5%, spread like held-out faces
+    better = control * 0.95                             # every face 5% better: a gain the faces show
+    gain = gain_over_control(control, better)
+    assert gain["relative"] == pytest.approx(0.05)
+    assert 0.049 < gain["ci95"][0] <= gain["ci95"][1] < 0.051
+    noisy = control * (1 + rng.normal(0, 0.2, 196))     # no gain, only per-face noise
+    gain = gain_over_control(control, noisy)
+    assert gain["ci95"][0] < 0 < gain["ci95"][1]
+    assert gain["ci95"][1] - gain["ci95"][0] > 0.01     # the pairing does not hide that noise
 
 
 class _SameViewTwice:

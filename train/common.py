@@ -260,13 +260,14 @@ def load_checkpoint(cfg: TrainConfig, rt: Runtime, modules: dict, optimizers: di
     return int(state["step"])
 
 
-def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
-    """NME (inter-ocular) on held-out labelled faces degraded to each face width; deterministic.
+def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
+    """Per-face NME (inter-ocular) on held-out labelled faces degraded to each face width, in record order;
+    deterministic. {"16px": errors, ...}
 
     heatmaps_of: a batch of normalised inputs (torch, N x 3 x S x S) -> last-stack heatmaps (numpy), so a torch
     model (evaluate_faces) and an ONNX Runtime backend (benchmarks.model_card) are scored the same way.
     """
-    results = {}
+    errors = {}
     # One dataset for every width: its image cache is read from disk once, not once per width.
     ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=seed)
     for width in widths:
@@ -277,17 +278,27 @@ def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234,
             xy, _ = decode(heatmaps_of(torch.stack([it["input"] for it in items])))
             preds.append(from_heatmap_coords(xy, cfg.input_size, cfg.feature_size))
             gts.append(np.stack([it["landmarks"].numpy() for it in items]))
-        errors = metrics.nme(np.concatenate(preds), np.concatenate(gts))
-        results[f"{int(width)}px"] = metrics.summary(errors, 0.08)
-    return results
+        errors[f"{int(width)}px"] = metrics.nme(np.concatenate(preds), np.concatenate(gts))
+    return errors
+
+
+def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
+    """face_errors summarised per width: NME, FR@0.08."""
+    return {w: metrics.summary(e, 0.08) for w, e in face_errors(heatmaps_of, cfg, records, widths, seed, batch).items()}
 
 
 @torch.no_grad()
-def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
-    """score_faces for a torch DHLN (in eval mode for the call)."""
+def evaluate_face_errors(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
+    """face_errors for a torch DHLN (in eval mode for the call)."""
     was = model.training
     model.eval()
-    results = score_faces(lambda x: model(x.to(device)).heatmaps[-1].float().cpu().numpy(), model.cfg, records,
-                          widths, seed, batch)
+    errors = face_errors(lambda x: model(x.to(device)).heatmaps[-1].float().cpu().numpy(), model.cfg, records,
+                         widths, seed, batch)
     model.train(was)
-    return results
+    return errors
+
+
+def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
+    """score_faces for a torch DHLN (in eval mode for the call)."""
+    errors = evaluate_face_errors(model, records, widths, device, seed, batch)
+    return {w: metrics.summary(e, 0.08) for w, e in errors.items()}
