@@ -10,7 +10,9 @@ schedule, augmentation and frozen BatchNorm (train/make_default_weights.sh gives
   views of each pair, so both arms see as many faces per step);
 - `sht`: SHT on labelled 300W rotation/scale pairs only (`train sht --unlabelled-fraction 0`);
 - `sht-v`: + unlabelled pairs of two frames of one training clip (gamma1 = 0, Eq. 10);
-- `sht-i`: + unlabelled image pairs (two rotations/scales of one photo or one video frame; the paper's SHT-i).
+- `sht-i`: + unlabelled image pairs (two rotations/scales of one photo or one video frame; the paper's SHT-i);
+- `control-2`: the control again with the next seed (another data order and augmentation draw): how far two
+  runs of one recipe land apart, the yardstick for the SHT arms' gains.
 
 An arm whose run folder already holds its last step is not trained again; an interrupted one continues from its
 checkpoint (`--resume`). Then every arm's last weights (no pick on held-out faces) are scored:
@@ -50,18 +52,19 @@ REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "MODEL_CARD.md"
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 WIDTHS = (16.0, 24.0, 32.0, 64.0)
-ARMS = ("control", "sht", "sht-v", "sht-i")
+ARMS = ("control", "sht", "sht-v", "sht-i", "control-2")
 
 
 def arm_command(arm: str, args) -> list[str]:
     """The `python -m train ...` command of one arm."""
+    seed = args.seed + 1 if arm == "control-2" else args.seed
     common = ["--init", str(args.init), "--data", str(args.data), "--steps", str(args.steps), "--lr", str(args.lr),
               "--warmup", str(args.warmup), "--eval-every", str(args.steps), "--ckpt-every", str(args.ckpt_every),
               "--log-every", str(args.log_every), "--val-widths", *[str(int(w)) for w in WIDTHS], "--freeze-bn",
-              "--seed", str(args.seed), "--threads", str(args.threads), "--val-fraction", str(args.val_fraction),
+              "--seed", str(seed), "--threads", str(args.threads), "--val-fraction", str(args.val_fraction),
               "--out", str(Path(args.runs) / arm),
               "--resume", *args.train_args]
-    if arm == "control":
+    if arm in ("control", "control-2"):
         return [sys.executable, "-m", "train", "dhln", *common, "--batch-size", str(2 * args.batch_size)]
     sht = [sys.executable, "-m", "train", "sht", *common, "--batch-size", str(args.batch_size),
            "--fptn-init", str(args.fptn_init), "--fptn-channels", str(args.fptn_channels),
@@ -248,7 +251,8 @@ def write_card(results: dict) -> None:
     gains = {arm: r["gain_over_control"] for arm, r in arms.items() if "gain_over_control" in r}
     if gains:
         lines += ["", "Gain over the control on the same faces (relative NME reduction; 95% interval, paired bootstrap "
-                  "over the faces; it does not cover training noise):", "",
+                  "over the faces, which does not cover training noise; `control-2`, the control with another seed, shows "
+                  "that):", "",
                   "| arm | " + " | ".join(widths) + " |", "|---|" + "---:|" * len(widths)]
         for arm, g in gains.items():
             lines.append(f"| {arm} | " + " | ".join(

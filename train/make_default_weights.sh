@@ -52,7 +52,8 @@ step fptn python -m train fptn --preset cpu-rt --data $DATA/300w_train --steps 1
     --fptn-channels 32 --fptn-blocks 4 --ckpt-every 100 --log-every 25 --no-aug-flip --threads $THREADS --seed 3 \
     --out $RUNS/cpu-rt-fptn --resume
 
-# 4. The ablation: control / SHT / SHT-v / SHT-i, 600 steps each from step 2 (benchmarks/ablation.py), the
+# 4. The ablation: control / SHT / SHT-v / SHT-i and control-2 (the control with another seed: the yardstick of
+#    training noise), 600 steps each from step 2 (benchmarks/ablation.py), the
 #    paper's rotation/scale pairs without mirroring; the arm with the lowest held-out NME at 16 px is chosen.
 step ablation python -m benchmarks.ablation --init $RUNS/cpu-rt-base/last.safetensors \
     --fptn-init $RUNS/cpu-rt-fptn/fptn.safetensors --runs $RUNS/ablation --steps 600 --batch-size 16 --lr 1e-4 \
