@@ -46,7 +46,7 @@ from train.common import evaluate_face_errors
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, pct, replace_block, save, table
+from .common import RESULTS, console, markdown_header, markdown_row, pct, replace_block, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "MODEL_CARD.md"
@@ -244,33 +244,33 @@ def write_card(results: dict) -> None:
     widths = list(next(iter(arms.values()))["faces"])
     lines = [START, f"Every arm: {results['steps']} steps from the same weights, last step scored. Held-out 300W faces "
              f"({results['faces']}, human labels), NME / FR@0.08:", "",
-             "| arm | " + " | ".join(widths) + " |", "|---|" + "---:|" * len(widths)]
+             *markdown_header("arm", *widths)]
     for arm, r in arms.items():
-        lines.append(f"| {arm} | " + " | ".join(f"{pct(r['faces'][w]['nme'])} / {pct(r['faces'][w]['fr@0.08'], 1)}"
-                                                 for w in widths) + " |")
+        lines.append(markdown_row(arm, *(f"{pct(r['faces'][w]['nme'])} / {pct(r['faces'][w]['fr@0.08'], 1)}"
+                                         for w in widths)))
     gains = {arm: r["gain_over_control"] for arm, r in arms.items() if "gain_over_control" in r}
     if gains:
         lines += ["", "Gain over the control on the same faces (relative NME reduction; 95% interval, paired bootstrap "
                   "over the faces, which does not cover training noise; `control-2`, the control with another seed, shows "
                   "that):", "",
-                  "| arm | " + " | ".join(widths) + " |", "|---|" + "---:|" * len(widths)]
+                  *markdown_header("arm", *widths)]
         for arm, g in gains.items():
-            lines.append(f"| {arm} | " + " | ".join(
-                f"{g[w]['relative']:+.1%} [{g[w]['ci95'][0]:+.1%}, {g[w]['ci95'][1]:+.1%}]" for w in widths) + " |")
+            lines.append(markdown_row(arm, *(
+                f"{g[w]['relative']:+.2%} [{g[w]['ci95'][0]:+.2%}, {g[w]['ci95'][1]:+.2%}]" for w in widths)))
     lines += ["", "Hallucinated face against the HR face, PSNR (dB) / SSIM, model vs bicubic upsampling of its input:", "",
-              "| arm | " + " | ".join(widths) + " |", "|---|" + "---:|" * len(widths)]
+              *markdown_header("arm", *widths)]
     for arm, r in arms.items():
         h = r["hallucination"]
-        lines.append(f"| {arm} | " + " | ".join(
+        lines.append(markdown_row(arm, *(
             f"{h[w]['model']['psnr']:.2f} / {h[w]['model']['ssim']:.3f} (bicubic {h[w]['bicubic']['psnr']:.2f} / "
-            f"{h[w]['bicubic']['ssim']:.3f})" for w in widths) + " |")
+            f"{h[w]['bicubic']['ssim']:.3f})" for w in widths)))
     if any("clips" in r for r in arms.values()):
         lines += ["", "Held-out clips against the teacher (no smoothing), NME / found:", "",
-                  "| arm | " + " | ".join(widths) + " |", "|---|" + "---:|" * len(widths)]
+                  *markdown_header("arm", *widths)]
         for arm, r in arms.items():
             if "clips" in r:
-                lines.append(f"| {arm} | " + " | ".join(
-                    f"{pct(r['clips'][w]['nme'])} / {pct(r['clips'][w]['found'], 1)}" for w in r["clips"]) + " |")
+                lines.append(markdown_row(arm, *(
+                    f"{pct(r['clips'][w]['nme'])} / {pct(r['clips'][w]['found'], 1)}" for w in r["clips"])))
     lines += ["", "Share of DHLN's gradient norm per loss term (mean over logged steps):", ""]
     for arm, r in arms.items():
         lines.append(f"- {arm}: " + ", ".join(f"{k} {v:.3g}" for k, v in r["gradient_shares"].items()))

@@ -75,6 +75,15 @@ def pct(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:.{digits}%}"
 
 
+def markdown_header(*columns: str, left: int = 1) -> list[str]:
+    """A markdown table head: the first `left` columns left-aligned (labels), the rest right-aligned (numbers)."""
+    return [markdown_row(*columns), "|" + "---|" * left + "---:|" * (len(columns) - left)]
+
+
+def markdown_row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(title: str, columns: list[str], rows: list[list]) -> Table:
     t = Table(title=title)
     for c in columns:

@@ -26,7 +26,7 @@ from train.common import evaluate_faces, score_faces
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, pct, replace_block, save, table
+from .common import RESULTS, console, markdown_header, markdown_row, pct, replace_block, save, table
 
 CARD = Path(__file__).resolve().parents[1] / "MODEL_CARD.md"
 START, END = "<!-- card:start -->", "<!-- card:end -->"
@@ -123,10 +123,9 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
     lines = [START, f"Held-out 300W faces ({n_faces}, human labels), degraded to each face width; NME by inter-ocular "
              "distance (outer eye corners), FR = share of faces with NME > 0.08 (dlib: NME over the faces it found, a face "
              "not found counts as a failure in FR):", "",
-             "| face width | " + " | ".join(f"{n} NME / FR" for n in faces) + " |",
-             "|---|" + "---:|" * len(faces)]
+             *markdown_header("face width", *(f"{n} NME / FR" for n in faces))]
     for w in next(iter(faces.values())):
-        lines.append(f"| {w} | " + " | ".join(f"{pct(faces[n][w]['nme'])} / {pct(faces[n][w]['fr@0.08'], 1)}" for n in faces) + " |")
+        lines.append(markdown_row(w, *(f"{pct(faces[n][w]['nme'])} / {pct(faces[n][w]['fr@0.08'], 1)}" for n in faces)))
     if "dlib" in faces:
         lines.append("")
         lines.append("dlib found a face in: " + ", ".join(f"{w} {s['found']:.0%}" for w, s in faces["dlib"].items()))
@@ -136,10 +135,10 @@ def write_card(faces: dict, clips: dict | None, n_faces: int) -> None:
         lines += ["", f"Held-out clips ({', '.join(clips['clips'])}; {sum(clips['frames'].values())} frames), scaled into "
                   "320x240, tracked as a sequence; reference = dlib on the full-resolution frame (so dlib is scored "
                   "against itself). NME and FR@0.08 over the frames where the face was found / found rate:", "",
-                  "| face width | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+                  *markdown_header("face width", *methods)]
         for w, per in res.items():
-            lines.append(f"| {w} px | " + " | ".join(
-                f"{pct(per[m]['nme'])} / {pct(per[m]['fr@0.08'], 1)} / {pct(per[m]['found'], 1)}" for m in methods) + " |")
+            lines.append(markdown_row(f"{w} px", *(
+                f"{pct(per[m]['nme'])} / {pct(per[m]['fr@0.08'], 1)} / {pct(per[m]['found'], 1)}" for m in methods)))
     lines.append(END)
     replace_block(CARD, START, END, "\n".join(lines))
 

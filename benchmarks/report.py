@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import RESULTS, pct, replace_block
+from .common import RESULTS, markdown_header, pct, replace_block
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -22,11 +22,6 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _header(*columns: str, left: int = 1) -> list[str]:
-    """A markdown table head: the first `left` columns left-aligned (labels), the rest right-aligned (numbers)."""
-    return ["| " + " | ".join(columns) + " |", "|" + "---|" * left + "---:|" * (len(columns) - left)]
-
-
 def latency_section() -> list[str]:
     data = _load("model_latency")
     if not data:
@@ -34,7 +29,7 @@ def latency_section() -> list[str]:
     vnni = data["machine"].get("int8_dot_product", "unknown")
     lines = [f"**Model alone, batch 1** (`python -m benchmarks.model_latency`, {list(data['presets'].values())[0]['threads']} threads, "
              f"{data['machine']['cores']}-core CPU, int8 dot product: {vnni}; random weights except the bundled int8 files):", "",
-             *_header("preset", "params", "GFLOPs", "torch ms p50 / p95", "ONNX Runtime ms p50 / p95", "ORT FPS",
+             *markdown_header("preset", "params", "GFLOPs", "torch ms p50 / p95", "ONNX Runtime ms p50 / p95", "ORT FPS",
                       "ORT heatmaps only (tracker) ms p50 / p95", "ORT int8 (bundled) ms p50 / p95")]
 
     def ms(r, key):
@@ -54,7 +49,7 @@ def speed_section() -> list[str]:
     lines = [f"**End to end** (`python -m benchmarks.speed`: {Path(data['video']).name} letterboxed to {data['size']}, "
              f"{data['frames']} frames, decode -> CSV, {data['threads']} threads; shtrack rows: median of "
              f"{data.get('repeats', 1)} runs):", "",
-             *_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95 (result to result)", "infer p50",
+             *markdown_header("pipeline", "FPS (min-max of runs)", "faces/frame", "ms/frame p50 / p95 (result to result)", "infer p50",
                       "detect p50", "x dlib", "x MediaPipe")]
     for key, r in data["results"].items():
         total = r.get("total_ms")
@@ -77,7 +72,7 @@ def lowres_section() -> list[str]:
     lines = [f"**Accuracy vs face width** (`python -m benchmarks.lowres`: held-out clips {', '.join(data['clips'])}, "
              f"{frames} frames, each scaled into a 320x240 frame; reference = dlib's landmarks on the full-resolution "
              "frame, so dlib is measured against itself):", "",
-             *_header("face width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter", "jitter (trend)",
+             *markdown_header("face width", "method", "found", "NME", "FR@0.08", "AUC@0.08", "jitter", "jitter (trend)",
                       "lag (frames)", left=2)]
     for width, per in data["results"].items():
         for name, s in per.items():
@@ -105,7 +100,7 @@ def smoothing_section(data: dict) -> list[str]:
     lines = [f"**Smoothing modes** (same run, `{first}`; jitter against the teacher as labelled and against its "
              "trend, lag: `benchmarks/lowres.py`; change against `none` in brackets; time = smoothing stage per face "
              "and frame, measured in this run; output delay in the mode's name):",
-             "", *_header("face width", "mode", "NME", "FR@0.08", "jitter", "jitter (trend)", "lag (frames)",
+             "", *markdown_header("face width", "mode", "NME", "FR@0.08", "jitter", "jitter (trend)", "lag (frames)",
                           "ms / face", left=2)]
     for width, per in data["results"].items():
         base = per[modes["none"]]
@@ -131,7 +126,7 @@ def crowd_section() -> list[str]:
              f"{data['frames']} frames each, default flags, detector {data.get('detector', 'yunet')}; FPS is the "
              f"whole `shtrack` process, imports and model loading included; {data['machine']['cores']}-core CPU, "
              f"int8 dot product: {data['machine'].get('int8_dot_product', 'unknown')}):", "",
-             *_header("scene", "model", "recall", "recall by face width", "false faces / frame", "NME", "FR@0.08",
+             *markdown_header("scene", "model", "recall", "recall by face width", "false faces / frame", "NME", "FR@0.08",
                       "id switches / 1k", "FPS", left=2)]
     haar = _load("crowd_haar")
     runs = [(data, "")] + ([(haar, " (Haar)")] if haar else [])
@@ -160,7 +155,7 @@ def crowd_costs() -> list[str]:
              f"landmark model on all of a scene's faces in one call, YuNet {data['yunet_ms_per_640_tile']:.1f} ms "
              f"per 640-px tile over the detector pixels a frame needs with the default options; the ceiling is "
              f"2 cores' time over that, for a process that does nothing else):", "",
-             *_header("scene", "model", "ms per face", "detector px per frame", "landmarks + detector ms",
+             *markdown_header("scene", "model", "ms per face", "detector px per frame", "landmarks + detector ms",
                       "ceiling FPS", left=2)]
     for entry in data["scenes"]:
         for model, r in entry["models"].items():
@@ -178,7 +173,7 @@ def crowd_smoothing(data: dict) -> list[str]:
     model = data["models"][0]
     lines = [f"**Smoothing on the crowd scenes** (same run, {model}; truth without noise of its own, so jitter "
              "is the tracker's alone; change against `none` in brackets):", "",
-             *_header("scene", "mode", "NME", "jitter", "lag (frames)", "FPS", left=2)]
+             *markdown_header("scene", "mode", "NME", "jitter", "lag (frames)", "FPS", left=2)]
     for entry in scenes:
         labels = {"live": "rts, 1 frame (live default)"}
         modes = {"none": entry["smoothing"]["none"], "rts (default)": entry["models"][model],
