@@ -25,7 +25,8 @@ checkpoint (`--resume`). Then every arm's last weights (no pick on held-out face
    `train/grad_share_*`);
 5. each arm's gain over the control on the held-out faces (relative NME reduction, the issue's ">= 3% at 16 px"),
    with a 95% interval from a paired bootstrap over the faces: an interval that holds 0 is a gain these faces
-   cannot tell from none. It covers the choice of faces, not training noise (one seed per arm).
+   cannot tell from none. It covers the choice of faces, not training noise (control-2 gives one seed-to-seed
+   difference of the control).
 Writes benchmarks/results/ablation.json and the block between the markers in MODEL_CARD.md.
 """
 
@@ -41,8 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train import metrics
-from train.common import evaluate_face_errors
+from train.common import evaluate_face_errors, summarise_errors
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(path)
         errors[arm] = evaluate_face_errors(model, val, WIDTHS, torch.device("cpu"))
         results["arms"][arm] = {"command": " ".join(arm_command(arm, args)[1:]),
-                                "faces": {w: metrics.summary(e, 0.08) for w, e in errors[arm].items()},
+                                "faces": summarise_errors(errors[arm]),
                                 "hallucination": hallucination_quality(model, val, WIDTHS),
                                 "gradient_shares": gradient_shares(run)}
         weights[arm] = path

@@ -282,9 +282,14 @@ def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234,
     return errors
 
 
+def summarise_errors(errors: dict) -> dict:
+    """Per-width face errors (face_errors) -> NME, FR@0.08 per width."""
+    return {w: metrics.summary(e, 0.08) for w, e in errors.items()}
+
+
 def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
     """face_errors summarised per width: NME, FR@0.08."""
-    return {w: metrics.summary(e, 0.08) for w, e in face_errors(heatmaps_of, cfg, records, widths, seed, batch).items()}
+    return summarise_errors(face_errors(heatmaps_of, cfg, records, widths, seed, batch))
 
 
 @torch.no_grad()
@@ -300,5 +305,4 @@ def evaluate_face_errors(model: DHLN, records, widths, device, seed: int = 1234,
 
 def evaluate_faces(model: DHLN, records, widths, device, seed: int = 1234, batch: int = 64) -> dict:
     """score_faces for a torch DHLN (in eval mode for the call)."""
-    errors = evaluate_face_errors(model, records, widths, device, seed, batch)
-    return {w: metrics.summary(e, 0.08) for w, e in errors.items()}
+    return summarise_errors(evaluate_face_errors(model, records, widths, device, seed, batch))
