@@ -348,7 +348,7 @@ def fit(frames: int) -> dict:
                 if not len(boxes):
                     continue
                 batch, _ = crop_faces(frame.image, boxes[:, :4], backend.cfg)
-                _, confidence = decode(backend.infer(batch)[0])
+                _, confidence = decode(backend.infer(batch)[0], backend.cfg.heatmap_sigma)
                 gt = landmark_box(truth[t])
                 gt_c, gt_w = (gt[:, :2] + gt[:, 2:]) / 2, gt[:, 2] - gt[:, 0]
                 for box, conf in zip(boxes, confidence.mean(1)):

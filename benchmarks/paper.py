@@ -51,7 +51,7 @@ def evaluate(model, records, lr_size: int, batch: int = 32) -> dict:
             mats.append(m)
         with torch.no_grad():
             out = model(torch.stack(inputs))
-        xy, _ = decode(out.heatmaps[-1].numpy())
+        xy, _ = decode(out.heatmaps[-1].numpy(), cfg.heatmap_sigma)
         xy = from_heatmap_coords(xy, cfg.input_size, cfg.feature_size)
         errors.extend(metrics.nme(xy, np.stack(gts)).tolist())
         faces = out.face.permute(0, 2, 3, 1).numpy() * np.array(cfg.std) + np.array(cfg.mean)

@@ -5,7 +5,11 @@ Coordinates follow OpenCV's convention: pixel i has its centre at i. A point u i
 
 Decoding is argmax plus a second-order Taylor step on the log-heatmap (DARK, Zhang et al. CVPR 2020),
 which is exact for a Gaussian peak; where the local Hessian is not negative definite it falls back to the
-classic quarter-pixel shift towards the higher neighbour.
+classic quarter-pixel shift towards the higher neighbour. DARK's distribution modulation (smoothing the
+predicted map with the training targets' Gaussian before the Taylor step, so that a ragged predicted peak
+looks like the Gaussian the step assumes) is computed only where the step reads it: the 3x3 taps around the
+argmax, from a (3 + 2r)^2 patch, instead of blurring the whole map. A Gaussian blurred by a Gaussian is a
+Gaussian with the same centre, so modulation keeps the step exact on ideal peaks.
 """
 
 from __future__ import annotations
@@ -45,22 +49,44 @@ def encode(xy: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
-def decode(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, L, H, W) -> xy (N, L, 2) in heatmap pixels, confidence (N, L) = peak value clipped to [0, 1]."""
-    hm = np.asarray(heatmaps, dtype=np.float32)
+def _taps(values: np.ndarray, start: np.ndarray, cy: np.ndarray, cx: np.ndarray, h: int, w: int,
+          sigma: float) -> np.ndarray:
+    """The 3x3 neighbourhoods around (cy, cx), k[:, 1 + dy, 1 + dx], of maps that begin at `start` in
+    `values` (all maps, flattened), after a Gaussian blur of sigma (edges replicated; 0 = none): (M, 3, 3).
+    One np.take of linear indices: several times faster here than fancy indexing with (row, pixel) pairs."""
+    if sigma <= 0:
+        return np.take(values, start[:, None, None] + (cy[:, None, None] + _OFFSETS[:, None]) * w
+                       + cx[:, None, None] + _OFFSETS)
+    r = max(1, int(np.ceil(3 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    band = np.zeros((3, 3 + 2 * r), np.float32)     # row i: the kernel centred on tap i of the patch
+    for i in range(3):
+        band[i, i:i + 2 * r + 1] = kernel
+    offsets = np.arange(-1 - r, 2 + r)
+    ys = np.clip(cy[:, None] + offsets, 0, h - 1)
+    xs = np.clip(cx[:, None] + offsets, 0, w - 1)
+    patch = np.take(values, start[:, None, None] + ys[:, :, None] * w + xs[:, None, :])
+    return band @ patch @ band.T
+
+
+def decode(heatmaps: np.ndarray, modulation_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, L, H, W) -> xy (N, L, 2) in heatmap pixels, confidence (N, L) = peak value clipped to [0, 1].
+
+    modulation_sigma: the Gaussian that smooths each peak before the Taylor step, in heatmap pixels: the
+    model's training sigma (`cfg.heatmap_sigma`), or 0 for none. Confidence is the raw peak either way.
+    """
+    hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     n, l, h, w = hm.shape
-    flat = hm.reshape(n * l, h * w)
-    idx = flat.argmax(-1)
-    rows = np.arange(n * l)
-    peak = flat[rows, idx]
+    values = hm.reshape(-1)
+    idx = hm.reshape(n * l, h * w).argmax(-1)
+    start = np.arange(n * l) * (h * w)
+    peak = np.take(values, start + idx)
     py, px = np.divmod(idx, w)
     # Neighbourhood, clamped so border peaks still index valid pixels.
     cx = np.clip(px, 1, w - 2)
     cy = np.clip(py, 1, h - 2)
-    # One gather of each 3x3 neighbourhood (k[:, 1+dy, 1+dx]) instead of one per tap.
-    taps = (cy[:, None, None] + _OFFSETS[None, :, None]) * w + (cx[:, None, None] + _OFFSETS[None, None, :])
-    k = flat[rows[:, None, None], taps]
-    lg = np.log(np.maximum(k, 1e-10))
+    lg = np.log(np.maximum(_taps(values, start, cy, cx, h, w, modulation_sigma), 1e-10))
     gx = 0.5 * (lg[:, 1, 2] - lg[:, 1, 0])
     gy = 0.5 * (lg[:, 2, 1] - lg[:, 0, 1])
     hxx = lg[:, 1, 2] - 2 * lg[:, 1, 1] + lg[:, 1, 0]
@@ -72,10 +98,10 @@ def decode(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ox = np.clip(-(hyy * gx - hxy * gy) / safe, -1, 1)
     oy = np.clip(-(hxx * gy - hxy * gx) / safe, -1, 1)
     # Fallback: quarter-pixel shift towards the higher neighbour (border peaks read their own pixel outside).
-    right = flat[rows, py * w + np.minimum(px + 1, w - 1)]
-    left = flat[rows, py * w + np.maximum(px - 1, 0)]
-    down = flat[rows, np.minimum(py + 1, h - 1) * w + px]
-    up = flat[rows, np.maximum(py - 1, 0) * w + px]
+    right = np.take(values, start + py * w + np.minimum(px + 1, w - 1))
+    left = np.take(values, start + py * w + np.maximum(px - 1, 0))
+    down = np.take(values, start + np.minimum(py + 1, h - 1) * w + px)
+    up = np.take(values, start + np.maximum(py - 1, 0) * w + px)
     ox = np.where(ok, ox, 0.25 * np.sign(right - left))
     oy = np.where(ok, oy, 0.25 * np.sign(down - up))
     xy = np.stack([px + ox, py + oy], axis=-1).astype(np.float32).reshape(n, l, 2)

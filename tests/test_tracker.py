@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import subprocess
 import sys
@@ -231,13 +232,29 @@ def _still_face_motion(frames, live: bool = False, **options) -> float:
     return float(np.linalg.norm(np.diff(np.stack(xs[5:]), axis=0), axis=-1).mean())
 
 
+# Three noise draws: one draw is too few for a bound this close: the live default gave 0.047-0.052 px over
+# seeds 1-3 (2026-11-26), so a single seed passed or failed by luck.
+STILL_FACE_SEEDS = (1, 2, 3)
+
+
+@functools.cache
+def _still_face_frames(seed: int) -> tuple:
+    return tuple(astronaut_scene(60, lambda i: [(160, 120)], 32, jitter=4.0, seed=seed))
+
+
+@functools.cache
+def _still_face_motion_unsmoothed(seed: int) -> float:
+    return _still_face_motion(list(_still_face_frames(seed)), smooth="none")
+
+
 @pytest.mark.parametrize("mode, live", [("auto", False), ("auto", True), ("one-euro", True)])
 def test_still_face_landmarks_move_under_a_twentieth_of_a_pixel_per_frame(bundled_weights, mode, live):
-    """One frame repeated with sensor-like noise (sd 4 grey levels), face 32 px wide: the unsmoothed landmarks
-    move ~0.09 px a frame; the defaults for files and live sources, and One Euro, keep them under 0.05 px."""
-    frames = astronaut_scene(60, lambda i: [(160, 120)], 32, jitter=4.0, seed=1)
-    raw = _still_face_motion(frames, smooth="none")
-    smoothed = _still_face_motion(frames, live=live, smooth=mode)
+    """One frame repeated with sensor-like noise (sd 4 grey levels), face 32 px wide, mean over three noise draws:
+    the unsmoothed landmarks move ~0.09 px a frame; the defaults for files and live sources, and One Euro, keep
+    them under 0.05 px."""
+    raw = np.mean([_still_face_motion_unsmoothed(seed) for seed in STILL_FACE_SEEDS])
+    smoothed = np.mean([_still_face_motion(list(_still_face_frames(seed)), live=live, smooth=mode)
+                        for seed in STILL_FACE_SEEDS])
     print(f"still face, px/frame: none {raw:.4f}, {mode} ({'live' if live else 'file'}) {smoothed:.4f}")
     assert raw > 0.05            # the clip is noisy enough to need smoothing
     assert smoothed < 0.05
@@ -334,7 +351,8 @@ def test_bundled_int8_models_agree_with_their_float_models(name):
     _, val = split_records(read_300w(shared("300w_train")))
     ds = LabelledFaces(val[:24], fp32.cfg, aug=NO_AUGMENT, seed=3, face_width=24.0)
     x = np.stack([ds[i]["input"].numpy() for i in range(len(ds))])
-    xy8, xy32 = decode(int8.infer(x)[0])[0], decode(fp32.infer(x)[0])[0]
+    sigma = fp32.cfg.heatmap_sigma
+    xy8, xy32 = decode(int8.infer(x)[0], sigma)[0], decode(fp32.infer(x)[0], sigma)[0]
     moved = np.linalg.norm(xy8 - xy32, axis=-1)
     print(f"{name}: int8 vs float landmarks, median {np.median(moved):.3f} / p95 {np.percentile(moved, 95):.3f} heatmap px")
     assert np.median(moved) < 0.3 and np.percentile(moved, 95) < 1.5
@@ -354,7 +372,7 @@ def test_bundled_models_have_no_left_right_bias_against_the_labels(name):
     _, val = split_records(read_300w(shared("300w_train")))
     ds = LabelledFaces(val[:96], backend.cfg, aug=NO_AUGMENT, seed=3, face_width=32.0)
     items = [ds[i] for i in range(len(ds))]
-    xy = decode(backend.infer(np.stack([it["input"].numpy() for it in items]))[0])[0]
+    xy = decode(backend.infer(np.stack([it["input"].numpy() for it in items]))[0], backend.cfg.heatmap_sigma)[0]
     pred = from_heatmap_coords(xy, backend.cfg.input_size, backend.cfg.feature_size)
     offset = (pred - np.stack([it["landmarks"].numpy() for it in items])).mean(axis=(0, 1))
     print(f"{name}: mean offset from the labels {offset.round(3)} input px")

@@ -131,7 +131,7 @@ class FaceTracker:
         t = _lap(timings, "crop", t, add=True)
         heatmaps, faces = self.backend.infer(batch)
         t = _lap(timings, "infer", t, add=True)
-        xy_hm, confidence = decode(heatmaps)
+        xy_hm, confidence = decode(heatmaps, cfg.heatmap_sigma)
         xy = landmarks_to_source(xy_hm, matrices, cfg)
         _lap(timings, "heatmaps", t, add=True)
         return xy, confidence, faces

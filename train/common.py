@@ -275,7 +275,7 @@ def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234,
         preds, gts = [], []
         for start in range(0, len(ds), batch):
             items = [ds[i] for i in range(start, min(len(ds), start + batch))]
-            xy, _ = decode(heatmaps_of(torch.stack([it["input"] for it in items])))
+            xy, _ = decode(heatmaps_of(torch.stack([it["input"] for it in items])), cfg.heatmap_sigma)
             preds.append(from_heatmap_coords(xy, cfg.input_size, cfg.feature_size))
             gts.append(np.stack([it["landmarks"].numpy() for it in items]))
         errors[f"{int(width)}px"] = metrics.nme(np.concatenate(preds), np.concatenate(gts))
