@@ -228,18 +228,18 @@ def _still_face_motion(frames, live: bool = False, **options) -> float:
     """Mean landmark movement (px per frame) of the one face in `frames`, after its first 5 frames."""
     xs = [r.faces.xy[0] for r in track(frames_from_arrays(frames, 30.0, live=live), backend="onnxruntime",
                                        min_face=24, **options) if len(r.faces) and r.faces.success[0]]
-    assert len(xs) > 50
+    assert len(xs) > 30
     return float(np.linalg.norm(np.diff(np.stack(xs[5:]), axis=0), axis=-1).mean())
 
 
-# Three noise draws: one draw is too few for a bound this close: the live default gave 0.047-0.052 px over
-# seeds 1-3 (2026-11-26), so a single seed passed or failed by luck.
+# Three noise draws of 40 frames: one draw is too few for a bound this close (the live default gave 0.046-0.051
+# px over seeds 1-3 on 2026-11-26, mean 0.049), so one seed passed or failed by luck.
 STILL_FACE_SEEDS = (1, 2, 3)
 
 
 @functools.cache
 def _still_face_frames(seed: int) -> tuple:
-    return tuple(astronaut_scene(60, lambda i: [(160, 120)], 32, jitter=4.0, seed=seed))
+    return tuple(astronaut_scene(40, lambda i: [(160, 120)], 32, jitter=4.0, seed=seed))
 
 
 @functools.cache
