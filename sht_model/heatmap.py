@@ -14,6 +14,7 @@ Gaussian with the same centre, so modulation keeps the step exact on ideal peaks
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,6 +50,20 @@ def encode(xy: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
+@functools.lru_cache(maxsize=8)
+def _blur_band(sigma: float) -> np.ndarray:
+    """(3, 3 + 2r): row i is the normalised Gaussian kernel (radius r = ceil(3 sigma)) centred on tap i of a
+    (3 + 2r)-wide patch. Built once per sigma: decode runs every frame with the model's one sigma."""
+    r = max(1, int(np.ceil(3 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    band = np.zeros((3, 3 + 2 * r), np.float32)
+    for i in range(3):
+        band[i, i:i + 2 * r + 1] = kernel
+    band.flags.writeable = False
+    return band
+
+
 def _taps(values: np.ndarray, start: np.ndarray, cy: np.ndarray, cx: np.ndarray, h: int, w: int,
           sigma: float) -> np.ndarray:
     """The 3x3 neighbourhoods around (cy, cx), k[:, 1 + dy, 1 + dx], of maps that begin at `start` in
@@ -57,12 +72,8 @@ def _taps(values: np.ndarray, start: np.ndarray, cy: np.ndarray, cx: np.ndarray,
     if sigma <= 0:
         return np.take(values, start[:, None, None] + (cy[:, None, None] + _OFFSETS[:, None]) * w
                        + cx[:, None, None] + _OFFSETS)
-    r = max(1, int(np.ceil(3 * sigma)))
-    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
-    band = np.zeros((3, 3 + 2 * r), np.float32)     # row i: the kernel centred on tap i of the patch
-    for i in range(3):
-        band[i, i:i + 2 * r + 1] = kernel
+    band = _blur_band(sigma)
+    r = (band.shape[1] - 3) // 2
     offsets = np.arange(-1 - r, 2 + r)
     ys = np.clip(cy[:, None] + offsets, 0, h - 1)
     xs = np.clip(cx[:, None] + offsets, 0, w - 1)
