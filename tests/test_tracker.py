@@ -309,6 +309,17 @@ def test_cli_save_faces_writes_hallucinated_faces(tmp_path):
     assert face.shape == (64, 64, 3) and face.std() > 10     # cpu-rt: a 64x64 face, not a blank image
 
 
+def test_package_metadata_declares_the_bundled_files_licences():
+    """The installed package does not read as MIT-only: its licence expression names the landmark weights'
+    non-commercial terms and YuNet's Apache-2.0, and it carries both licence texts (pyproject.toml, LICENSE)."""
+    from importlib.metadata import metadata
+
+    meta = metadata("shtrack")
+    terms = set(meta["License-Expression"].split(" AND "))
+    assert terms == {"MIT", "Apache-2.0", "LicenseRef-shtrack-weights-non-commercial"}
+    assert {"LICENSE", "tracker/assets/LICENSE.yunet"} <= set(meta.get_all("License-File"))
+
+
 @pytest.mark.parametrize("name, stacks", [("cpu-rt", 2), ("cpu-fast", 1)])
 def test_bundled_models_load_and_are_small(name, stacks):
     from sht_model.weights import load_model, read_metadata

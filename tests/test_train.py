@@ -430,7 +430,7 @@ def test_a_transfer_step_moves_the_pose_stream():
     opt = torch.optim.AdamW(dhln.parameters(), lr=1e-3)
     sum(terms.values()).backward()
     opt.step()
-    change = sum(float((p - q).abs().sum()) for p, q in zip(hourglass, before)) / sum(float(q.abs().sum()) for q in before)
+    change = sum(float((p.detach() - q).abs().sum()) for p, q in zip(hourglass, before)) / sum(float(q.abs().sum()) for q in before)
     assert change > 1e-4, change
 
 
