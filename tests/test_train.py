@@ -197,6 +197,54 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert 5000 < json.loads(read_metadata(out / "last.safetensors")["extra"])["seconds"] < 5600
 
 
+class _IndexedSamples(torch.utils.data.Dataset):
+    """Samples that say which epoch and index they were drawn for, as LabelledFaces' draws depend on both."""
+    epoch = 0
+
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, i):
+        return torch.tensor([self.epoch, i])
+
+
+def test_resumed_batches_continue_where_the_uninterrupted_run_was():
+    """A run resumed at step k trains on batch k, k+1, ... of the uninterrupted run: same indices, same epoch
+    (so the same augmentation draw), across epoch ends (7 samples in batches of 3, the last one dropped)."""
+    from train.common import Runtime, TrainConfig
+    from train.loops import _batches
+
+    cfg, rt = TrainConfig(batch_size=3, workers=0, seed=5), Runtime(torch.device("cpu"))
+    uninterrupted = [b.tolist() for b, _ in zip(_batches(_IndexedSamples(), cfg, rt), range(9))]
+    assert len({tuple(map(tuple, b)) for b in uninterrupted}) == 9        # shuffled anew every epoch
+    for start in (1, 2, 5):
+        resumed = [b.tolist() for b, _ in zip(_batches(_IndexedSamples(), cfg, rt, start=start), range(9 - start))]
+        assert resumed == uninterrupted[start:]
+
+
+@pytest.mark.slow
+def test_a_stopped_and_resumed_run_ends_with_the_uninterrupted_runs_weights(faces_300w, tmp_path):
+    """--stop-after, then --resume: bit for bit the weights of the run that was never stopped (the weights chain
+    runs for hours and may be interrupted anywhere)."""
+    common = ["dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "2", "--workers", "0",
+              "--steps", "6", "--warmup", "1", "--lr", "1e-3", "--eval-every", "100", "--ckpt-every", "100",
+              "--val-fraction", "0.3", "--no-aug-flip", "--resume"]
+    assert _train(*common, "--out", str(tmp_path / "whole")).returncode == 0
+    stopped = _train(*common, "--stop-after", "4", "--out", str(tmp_path / "split"))
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(read_metadata(tmp_path / "split" / "last.safetensors")["extra"])["step"] == 4
+    # An evaluation before the stop that no later one beats: the resumed run must not replace it.
+    best = {"step": 2, "val": {"16px": {"nme": 1e-6, "fr": 0.0}, "32px": {"nme": 1e-6, "fr": 0.0}}}
+    (tmp_path / "split" / "best_val.json").write_text(json.dumps(best))
+    assert _train(*common, "--out", str(tmp_path / "split")).returncode == 0
+    assert json.loads((tmp_path / "split" / "best_val.json").read_text()) == best
+    from safetensors.torch import load_file
+
+    whole, split = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "split" / "last.safetensors")
+    assert whole.keys() == split.keys()
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
 @pytest.mark.slow
 def test_dhln_ema_ships_the_averaged_weights(faces_300w, tmp_path):
     """--ema-decay: last.safetensors holds the moving average, which lags the live weights (kept in state.pt)."""

@@ -31,6 +31,8 @@ HELP = {
     "warmup": "linear warm-up steps before the cosine decay",
     "eval_every": "steps between held-out evaluations (NME at --val-widths)",
     "ckpt_every": "steps between checkpoints (--resume continues from the last)",
+    "stop_after": "stop after this step with a checkpoint, the schedule still spanning --steps (--resume goes on); "
+                  "0 = run to --steps",
     "log_every": "steps between logged losses and gradient shares",
     "seed": "random seed (data order, augmentation, initialisation)",
     "workers": "data-loading worker processes",

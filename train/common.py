@@ -45,6 +45,7 @@ class TrainConfig:
     warmup: int = 100
     eval_every: int = 250
     ckpt_every: int = 250
+    stop_after: int = 0                               # stop, checkpointed, after this step; 0 = at --steps
     log_every: int = 25
     seed: int = 0
     workers: int = 1

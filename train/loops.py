@@ -40,18 +40,29 @@ def _records(cfg: TrainConfig):
     return train, val
 
 
-def _batches(dataset, cfg: TrainConfig, rt: Runtime):
-    """Endless batches; a new augmentation draw every epoch."""
+def _batches(dataset, cfg: TrainConfig, rt: Runtime, start: int = 0):
+    """Endless batches, a new augmentation draw every epoch (samples are drawn from (seed, epoch, index)).
+    The first `start` batches, a resumed run's finished steps, are skipped without being loaded, so a resumed
+    run trains on the batches an uninterrupted one would have."""
     sampler = DistributedSampler(dataset, rt.world, rt.rank, seed=cfg.seed) if rt.world > 1 else None
+    drop_last = len(dataset) >= cfg.batch_size
     for epoch in itertools.count():
-        for ds in getattr(dataset, "datasets", [dataset]):
-            ds.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                            num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        yield from loader
+        # The epoch's batches of indices: a shuffling DataLoader over the indices alone, with the epoch's
+        # generator, draws the order one over the samples draws (runs checkpointed by earlier versions, which
+        # loaded the samples through such a DataLoader, resume in their own order).
+        order = list(DataLoader(range(len(dataset)), batch_size=cfg.batch_size, shuffle=sampler is None,
+                                sampler=sampler, drop_last=drop_last,
+                                generator=torch.Generator().manual_seed(cfg.seed + epoch)))
+        if start >= len(order):
+            start -= len(order)
+            continue
+        for ds in getattr(dataset, "datasets", [dataset]):
+            ds.epoch = epoch
+        yield from DataLoader(dataset, batch_sampler=[b.tolist() for b in order[start:]], num_workers=cfg.workers,
+                              generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        start = 0
 
 
 def _to(batch, device):
@@ -115,11 +126,15 @@ class Loop:
         self.lr_scale = lr_scale or {}
         self.evaluate, self.val, self.best = evaluate, val, float("inf")
         self.start = load_checkpoint(cfg, rt, modules, optimizers)
+        best = Path(cfg.out) / "best_val.json"
+        if self.start and best.exists():   # resumed: best.safetensors is replaced only by a better evaluation
+            self.best = _mean_nme(json.loads(best.read_text())["val"])
         self.precision = Precision(cfg, rt)
 
     def steps(self):
         cfg = self.cfg
-        for step in range(self.start, cfg.steps):
+        end = min(cfg.steps, cfg.stop_after) if cfg.stop_after else cfg.steps
+        for step in range(self.start, end):
             for name, opt in self.optimizers.items():
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, cfg) * self.lr_scale.get(name, 1.0)
@@ -127,7 +142,7 @@ class Loop:
             last = step == cfg.steps - 1
             if self.evaluate is not None and ((step + 1) % cfg.eval_every == 0 or last):
                 self.best = _evaluate(cfg, self.rt, self.evaluate, self.val, step + 1, self.best)
-            if (step + 1) % cfg.ckpt_every == 0 or last:
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
                 save_checkpoint(cfg, self.rt, step + 1, self.modules, self.optimizers, {})
 
     def logging(self, step: int) -> bool:
@@ -142,7 +157,7 @@ def _evaluate(cfg, rt, model, val, step, best):
         return best
     scores = evaluate_faces(unwrap(model), val, cfg.val_widths, rt.device)
     log_scalars(rt, step, {k: v["nme"] for k, v in scores.items()}, prefix="val_nme")
-    mean = sum(v["nme"] for v in scores.values()) / len(scores)
+    mean = _mean_nme(scores)
     if mean < best:
         from sht_model import save_model
 
@@ -151,6 +166,11 @@ def _evaluate(cfg, rt, model, val, step, best):
         (Path(cfg.out) / "best_val.json").write_text(json.dumps({"step": step, "val": scores}, indent=2))
         best = mean
     return best
+
+
+def _mean_nme(scores: dict) -> float:
+    """The figure best.safetensors is chosen by: NME averaged over the --val-widths."""
+    return sum(v["nme"] for v in scores.values()) / len(scores)
 
 
 def augment(cfg: TrainConfig) -> Augment:
@@ -181,7 +201,7 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     weights = losses.LossWeights()
     log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
              f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
-    batches = _batches(dataset, cfg, rt)
+    batches = _batches(dataset, cfg, rt, start=loop.start)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         if cfg.freeze_bn:   # fine-tune the network exactly as it runs at inference
@@ -280,7 +300,7 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     opt_g, opt_d = parts.optimizers(cfg.lr)
     loop = Loop(cfg, rt, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
     w, precision = losses.LossWeights(), loop.precision
-    batches = _batches(dataset, cfg, rt)
+    batches = _batches(dataset, cfg, rt, start=loop.start)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b = batch["a"], batch["b"]
@@ -371,7 +391,7 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     loop = Loop(cfg, rt, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d},
                 lr_scale={"g": scale, "d": scale}, evaluate=dhln, val=val)
     w, precision = losses.LossWeights(), loop.precision
-    batches = _batches(dataset, cfg, rt)
+    batches = _batches(dataset, cfg, rt, start=loop.start)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b, labelled = batch["a"], batch["b"], batch["labelled"]

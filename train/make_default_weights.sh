@@ -5,7 +5,8 @@
 # of each step.
 #
 # Run it again after an interruption: every training step continues from its last checkpoint (--resume, at most
-# --ckpt-every steps lost, the schedule and data order as if never stopped) and a finished step is skipped.
+# --ckpt-every steps lost, then the same batches and schedule as if never stopped: the same weights, bit for bit,
+# as an uninterrupted run on the same thread count; tests/test_train.py) and a finished step is skipped.
 # Long: on a 2-core CPU, steps 1-4 take many hours; run it in the background, e.g.
 #     setsid nice -n 19 bash train/make_default_weights.sh >> runs/chain/chain.out 2>&1 &
 #     echo 19 > /proc/$!/autogroup      # setsid makes a new scheduler autogroup; nice alone acts only inside it
