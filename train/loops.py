@@ -111,11 +111,14 @@ class Precision:
 
 
 class Loop:
-    """What every stage's loop shares: resuming, the learning-rate schedule (per optimiser, scaled), when to log,
-    and the evaluation and checkpoint after each step. The stage writes only its step:
+    """What every stage's loop shares: resuming (weights, optimisers and the data order), the learning-rate
+    schedule (per optimiser, scaled), when to log, and the evaluation and checkpoint after each step. The stage
+    writes only its step:
 
         loop = Loop(cfg, rt, modules, optimizers)
+        batches = loop.batches(dataset)
         for step in loop.steps():
+            batch = next(batches)
             ...forward, backward, optimiser steps...
             if loop.logging(step): loop.log(step, {...})
     """
@@ -144,6 +147,10 @@ class Loop:
                 self.best = _evaluate(cfg, self.rt, self.evaluate, self.val, step + 1, self.best)
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
                 save_checkpoint(cfg, self.rt, step + 1, self.modules, self.optimizers, {})
+
+    def batches(self, dataset):
+        """The stage's endless batches, from the one a resumed run is at."""
+        return _batches(dataset, self.cfg, self.rt, start=self.start)
 
     def logging(self, step: int) -> bool:
         return step % self.cfg.log_every == 0 or step == self.cfg.steps - 1
@@ -201,7 +208,7 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     weights = losses.LossWeights()
     log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
              f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
-    batches = _batches(dataset, cfg, rt, start=loop.start)
+    batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         if cfg.freeze_bn:   # fine-tune the network exactly as it runs at inference
@@ -300,7 +307,7 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     opt_g, opt_d = parts.optimizers(cfg.lr)
     loop = Loop(cfg, rt, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
     w, precision = losses.LossWeights(), loop.precision
-    batches = _batches(dataset, cfg, rt, start=loop.start)
+    batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b = batch["a"], batch["b"]
@@ -391,7 +398,7 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     loop = Loop(cfg, rt, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d},
                 lr_scale={"g": scale, "d": scale}, evaluate=dhln, val=val)
     w, precision = losses.LossWeights(), loop.precision
-    batches = _batches(dataset, cfg, rt, start=loop.start)
+    batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
         a, b, labelled = batch["a"], batch["b"], batch["labelled"]
