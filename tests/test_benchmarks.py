@@ -141,3 +141,50 @@ def test_detector_candidates_find_faces_at_the_scan_scale_and_not_when_too_small
     detector = YuNetDetector()
     assert recall(detector, records, 24, 2.0) == (1.0, 1.0)
     assert recall(detector, records, 4, 2.0) == (0.0, 0.0)
+
+
+def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later_evaluation(tmp_path, monkeypatch):
+    import os
+
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    import benchmarks.common
+    from benchmarks import chain_report
+
+    runs = tmp_path / "chain"
+    (runs / "chain.log").parent.mkdir()
+    (runs / "chain.log").write_text("2026-11-27T00:22:03Z dhln 9483 s interrupted\n"
+                                    "2026-11-27T01:50:00Z dhln 4000 s finished\n"
+                                    "2026-11-27T02:40:00Z base 3000 s interrupted\n")
+    run = runs / "ablation" / "sht"
+    run.mkdir(parents=True)
+    torch.save({"step": 500, "seconds": 1234.5, "modules": {}, "optimizers": {}}, run / "state.pt")
+    # An interrupted invocation logged step 500, its resumption logged step 500 again (the value that counts).
+    for when, value in ((1_000_000, 0.09), (2_000_000, 0.05)):
+        folder = tmp_path / f"tb{when}"
+        with SummaryWriter(str(folder)) as writer:
+            writer.add_scalar("val_nme/16px", value, 500)
+            writer.add_scalar("val_nme/64px", value / 2, 500)
+            writer.add_scalar("val_nme/16px", value + 0.01, 250)
+        events = next(folder.glob("events.out.tfevents.*"))
+        target = run / "tb" / f"events.out.tfevents.{3_000_000 - when}.vm.1.0"   # names sort the other way
+        target.parent.mkdir(exist_ok=True)
+        events.replace(target)
+        os.utime(target, (when, when))
+
+    result = chain_report.report(runs)
+    assert result["chain_log"] == {"dhln": {"seconds": 13483, "invocations": 2, "finished": True},
+                                   "base": {"seconds": 3000, "invocations": 1, "finished": False}}
+    sht = result["training_runs"]["ablation/sht"]
+    assert (sht["step"], sht["seconds"]) == (500, 1234.5)
+    assert sht["evaluations"][500] == pytest.approx({"16px": 0.05, "64px": 0.025})
+    assert sht["evaluations"][250] == pytest.approx({"16px": 0.06})
+    assert list(sht["evaluations"]) == [250, 500]
+
+    monkeypatch.setattr(benchmarks.common, "RESULTS", tmp_path / "results")
+    assert chain_report.main(["--runs", str(runs)]) == 0
+    assert json.loads((tmp_path / "results" / "chain_chain.json").read_text())["chain_log"]["dhln"]["seconds"] == 13483
+    (runs / "chain.log").write_text("dhln took long\n")
+    with pytest.raises(SystemExit, match="not a chain.log line"):
+        chain_report.report(runs)
