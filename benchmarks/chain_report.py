@@ -2,7 +2,7 @@
 
     python -m benchmarks.chain_report --runs runs/chain-3
 
-For every training run in the folder (each subfolder with a `state.pt`: cpu-rt-dhln, cpu-rt-base, cpu-rt-fptn,
+For every training run in the folder (each subfolder with a `tb/` log: cpu-rt-dhln, cpu-rt-base, cpu-rt-fptn,
 ablation/<arm>, ...): the step its checkpoint reached and that checkpoint's clock (training seconds, summed
 over resumed invocations), and the held-out 300W NME at every evaluation (the `val_nme/*` TensorBoard scalars;
 where an interrupted invocation and its resumption both logged a step, the later one counts); "best" is the
@@ -14,6 +14,7 @@ Writes benchmarks/results/chain_<folder name>.json. Reads only: safe while the c
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -59,13 +60,24 @@ def read_evaluations(run: Path) -> dict[int, dict[str, float]]:
 
 
 def read_run(run: Path) -> dict:
-    state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
-    return {"step": int(state["step"]), "seconds": float(state.get("seconds", float("nan"))),
+    """The checkpoint's step and clock from `state.pt`, or from last.safetensors' metadata where a finished
+    step's folder kept only its weights (None where neither is there); the evaluations from `tb/`."""
+    step = seconds = None
+    if (run / "state.pt").exists():
+        state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
+        step, seconds = state["step"], state.get("seconds")
+    elif (run / "last.safetensors").exists():
+        from safetensors import safe_open
+
+        with safe_open(str(run / "last.safetensors"), "numpy") as f:
+            extra = json.loads((f.metadata() or {}).get("extra", "{}"))
+        step, seconds = extra.get("step"), extra.get("seconds")
+    return {"step": None if step is None else int(step), "seconds": None if seconds is None else float(seconds),
             "evaluations": read_evaluations(run)}
 
 
 def report(runs: Path) -> dict:
-    found = sorted(p.parent for p in runs.rglob("state.pt"))
+    found = sorted(p.parent for p in runs.rglob("tb") if p.is_dir())
     return {"runs": str(runs), "chain_log": read_chain_log(runs / "chain.log"),
             "training_runs": {str(p.relative_to(runs)): read_run(p) for p in found}}
 
@@ -90,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluations = run["evaluations"]
         best = min(evaluations.items(), key=lambda kv: sum(kv[1].values()) / len(kv[1]), default=None)
         last = max(evaluations.items(), default=None)
-        rows.append([name, run["step"], f"{run['seconds']:,.0f}",
+        rows.append([name, "-" if run["step"] is None else run["step"],
+                     "-" if run["seconds"] is None else f"{run['seconds']:,.0f}",
                      f"{nme_text(last[1])} ({last[0]})" if last else "-",
                      f"{nme_text(best[1])} ({best[0]})" if best else "-"])
     console.print(table("training runs: checkpoint and held-out 300W NME (16 / 24 / 32 / 64 px, at step)",

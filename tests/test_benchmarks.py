@@ -173,7 +173,17 @@ def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later
         events.replace(target)
         os.utime(target, (when, when))
 
+    # A finished step's folder that kept only its weights: step and clock from their metadata.
+    from safetensors.numpy import save_file
+
+    base = runs / "cpu-rt-base"
+    (base / "tb").mkdir(parents=True)
+    save_file({"w": np.zeros(1, np.float32)}, str(base / "last.safetensors"),
+              metadata={"extra": json.dumps({"step": 2000, "stage": "dhln", "seconds": 2741.0})})
+
     result = chain_report.report(runs)
+    base = result["training_runs"]["cpu-rt-base"]
+    assert (base["step"], base["seconds"], base["evaluations"]) == (2000, 2741.0, {})
     assert result["chain_log"] == {"dhln": {"seconds": 13483, "invocations": 2, "finished": True},
                                    "base": {"seconds": 3000, "invocations": 1, "finished": False}}
     sht = result["training_runs"]["ablation/sht"]

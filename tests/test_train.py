@@ -634,3 +634,36 @@ def test_every_command_of_the_weights_chain_parses(tmp_path):
             from tracker.cli import export_parser
 
             export_parser().parse_args(command[2:])
+
+
+def test_weights_chain_skips_the_steps_its_log_records_as_finished(tmp_path):
+    """A finished step is not run again (its folder may then hold only what later steps read). Runs the real
+    script in a temporary folder, with `python` and `shtrack` on PATH replaced by a recorder."""
+    import os
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("python", "shtrack"):
+        (bin_dir / program).write_text(f'#!/bin/sh\necho "{program} $*" >> "$CALLS"\n')
+        (bin_dir / program).chmod(0o755)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "chain.log").write_text("2026-11-27T01:38:57Z dhln 3662 s finished\n"
+                                    "2026-11-27T02:24:43Z base 2746 s finished\n"
+                                    "2026-11-27T02:40:00Z fptn 900 s interrupted\n")
+    (tmp_path / "tracker" / "assets").mkdir(parents=True)   # the script's ASSETS, relative to its folder
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
+           "RUNS": str(runs), "DATA": str(tmp_path / "data")}
+    proc = subprocess.run([shutil.which("bash"), str(REPO / "train" / "make_default_weights.sh")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    # The recorder writes no weights, so the script stops at its first copy of them (after the polish step).
+    assert proc.returncode != 0 and "cpu-rt-polish/last.safetensors" in proc.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c.split(" --")[0] for c in calls] == ["python -m train fptn", "python -m benchmarks.ablation",
+                                                  "python -m train dhln"]
+    assert "--init-partial" not in calls[2] and "chosen.safetensors" in calls[2]
+    assert "dhln: finished before" in proc.stdout and "base: finished before" in proc.stdout
+    log = (runs / "chain.log").read_text().splitlines()
+    assert [line.split()[1:] for line in log[3:]] == [[name, "0", "s", "finished"]
+                                                      for name in ("fptn", "ablation", "polish")]

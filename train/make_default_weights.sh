@@ -6,7 +6,9 @@
 #
 # Run it again after an interruption: every training step continues from its last checkpoint (--resume, at most
 # --ckpt-every steps lost, then the same batches and schedule as if never stopped: the same weights, bit for bit,
-# as an uninterrupted run on the same thread count; tests/test_train.py) and a finished step is skipped.
+# as an uninterrupted run on the same thread count; tests/test_train.py). A step that $RUNS/chain.log records as
+# finished is skipped, so a finished step's folder needs only the files later steps read (step 2's
+# last.safetensors, step 3's fptn.safetensors, ...), not its optimiser state; delete its log line to run it again.
 # Long: on a 2-core CPU, steps 1-4 take many hours; run it in the background, e.g.
 #     setsid nice -n 19 bash train/make_default_weights.sh >> runs/chain/chain.out 2>&1 &
 #     echo 19 > /proc/$!/autogroup      # setsid makes a new scheduler autogroup; nice alone acts only inside it
@@ -22,6 +24,10 @@ LOG=$RUNS/chain.log      # one line per step and invocation: name, seconds, fini
 step() {   # step NAME COMMAND...: run one step, log its wall time (an interrupted invocation logs its part)
     local name=$1 start=$SECONDS
     shift
+    if [ -f "$LOG" ] && grep -q "^[^ ]* $name [0-9]* s finished$" "$LOG"; then
+        echo "$name: finished before ($LOG), skipped"
+        return
+    fi
     # Expanded now: the trap runs after this function's locals are gone.
     trap "echo \"\$(date -u +%FT%TZ) $name \$((SECONDS - $start)) s interrupted\" >> \"$LOG\"" EXIT
     "$@"
