@@ -77,10 +77,13 @@ def arm_command(arm: str, args) -> list[str]:
 
 
 def finished(run: Path, steps: int) -> bool:
-    state = run / "state.pt"
-    if not (run / "last.safetensors").exists() or not state.exists():
+    """The arm's last weights are its last step's (their metadata carries the step, written with state.pt), so
+    a finished arm's folder needs no optimiser state."""
+    from sht_model.weights import read_metadata
+
+    if not (run / "last.safetensors").exists():
         return False
-    return int(torch.load(state, map_location="cpu", weights_only=True)["step"]) >= steps
+    return int(json.loads(read_metadata(run / "last.safetensors").get("extra", "{}")).get("step", -1)) >= steps
 
 
 def gain_over_control(control: np.ndarray, arm: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:

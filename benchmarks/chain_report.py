@@ -67,10 +67,9 @@ def read_run(run: Path) -> dict:
         state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
         step, seconds = state["step"], state.get("seconds")
     elif (run / "last.safetensors").exists():
-        from safetensors import safe_open
+        from sht_model.weights import read_metadata
 
-        with safe_open(str(run / "last.safetensors"), "numpy") as f:
-            extra = json.loads((f.metadata() or {}).get("extra", "{}"))
+        extra = json.loads(read_metadata(run / "last.safetensors").get("extra", "{}"))
         step, seconds = extra.get("step"), extra.get("seconds")
     return {"step": None if step is None else int(step), "seconds": None if seconds is None else float(seconds),
             "evaluations": read_evaluations(run)}

@@ -121,3 +121,19 @@ def test_transfer_probe_measures_both_gradient_paths_and_the_no_move_baseline(fa
     g = torch.tensor([1.0, -2.0, 3.0])
     assert cosine(g, g) == pytest.approx(1.0) and cosine(g, -g) == pytest.approx(-1.0)
     assert cosine(g, torch.tensor([2.0, 1.0, 0.0])) == pytest.approx(0.0)
+
+
+def test_an_arm_is_finished_when_its_last_weights_are_its_last_steps_without_optimiser_state(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from benchmarks.ablation import finished
+
+    run = tmp_path / "control"
+    assert not finished(run, 600)
+    run.mkdir()
+    for step, done in ((500, False), (600, True)):
+        save_file({"w": np.zeros(1, np.float32)}, str(run / "last.safetensors"),
+                  metadata={"format": "shtrack-dhln/1", "extra": json.dumps({"step": step, "stage": "dhln"})})
+        assert finished(run, 600) is done
+    assert not (run / "state.pt").exists()

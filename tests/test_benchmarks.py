@@ -179,7 +179,8 @@ def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later
     base = runs / "cpu-rt-base"
     (base / "tb").mkdir(parents=True)
     save_file({"w": np.zeros(1, np.float32)}, str(base / "last.safetensors"),
-              metadata={"extra": json.dumps({"step": 2000, "stage": "dhln", "seconds": 2741.0})})
+              metadata={"format": "shtrack-dhln/1",
+                        "extra": json.dumps({"step": 2000, "stage": "dhln", "seconds": 2741.0})})
 
     result = chain_report.report(runs)
     base = result["training_runs"]["cpu-rt-base"]
