@@ -46,7 +46,7 @@ from train.common import evaluate_face_errors, summarise_errors
 from train.data import NO_AUGMENT, LabelledFaces, split_records
 from train.readers import read_300w
 
-from .common import RESULTS, console, markdown_header, markdown_row, pct, replace_block, save, table
+from .common import RESULTS, console, markdown_header, markdown_row, pct, read_scalars, replace_block, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "MODEL_CARD.md"
@@ -131,16 +131,12 @@ def hallucination_quality(model, records, widths, seed: int = 1234) -> dict:
 
 
 def gradient_shares(run: Path) -> dict:
-    """Mean of each `train/grad_share_*` scalar over the run's logged steps (TensorBoard event files)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+    """Mean of each `train/grad_share_*` scalar over the run's logged steps, each step once even where a resumed
+    arm logged it twice (TensorBoard event files)."""
     values: dict[str, list[float]] = {}
-    for events in sorted((run / "tb").glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            if tag.startswith("train/grad_share_"):
-                values.setdefault(tag.removeprefix("train/grad_share_"), []).extend(e.value for e in acc.Scalars(tag))
+    for shares in read_scalars(run, "train/grad_share_").values():
+        for term, share in shares.items():
+            values.setdefault(term, []).append(share)
     return {k: float(np.mean(v)) for k, v in sorted(values.items())}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .common import console, save, table
+from .common import console, read_scalars, save, table
 
 LOG_LINE = re.compile(r"^(\S+) (\S+) (\d+) s (finished|interrupted)$")
 
@@ -43,20 +43,9 @@ def read_chain_log(path: Path) -> dict[str, dict]:
 
 
 def read_evaluations(run: Path) -> dict[int, dict[str, float]]:
-    """{step: {"16px": nme, ...}} from the run's TensorBoard files, oldest file first so a resumed invocation's
-    value for a step replaces the interrupted one's."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    files = sorted((run / "tb").glob("events.out.tfevents.*"), key=lambda p: (p.stat().st_mtime, p.name))
-    evaluations: dict[int, dict[str, float]] = {}
-    for events in files:
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            if tag.startswith("val_nme/"):
-                for event in acc.Scalars(tag):
-                    evaluations.setdefault(event.step, {})[tag.removeprefix("val_nme/")] = float(event.value)
-    return dict(sorted(evaluations.items()))
+    """{step: {"16px": nme, ...}} from the run's TensorBoard files (a resumed invocation's value for a step
+    replaces the interrupted one's)."""
+    return read_scalars(run, "val_nme/")
 
 
 def read_run(run: Path) -> dict:

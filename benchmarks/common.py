@@ -56,6 +56,24 @@ def save(name: str, payload: dict) -> Path:
     return path
 
 
+def read_scalars(run: Path, prefix: str) -> dict[int, dict[str, float]]:
+    """{step: {name: value}} of the TensorBoard scalars of `run/tb` whose tags start with `prefix` (removed from
+    the names). Files are read oldest first, so where an interrupted invocation and its resumption both logged a
+    step, the resumption's value replaces the other: every step counts once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = sorted((run / "tb").glob("events.out.tfevents.*"), key=lambda p: (p.stat().st_mtime, p.name))
+    scalars: dict[int, dict[str, float]] = {}
+    for events in files:
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            if tag.startswith(prefix):
+                for event in acc.Scalars(tag):
+                    scalars.setdefault(event.step, {})[tag.removeprefix(prefix)] = float(event.value)
+    return dict(sorted(scalars.items()))
+
+
 def replace_block(path: Path, start: str, end: str, block: str, heading: str = "") -> None:
     """Rewrite the text between the markers `start` and `end` of `path` (the markers included, `block` holds
     them); when they are missing, append `heading` and the block, or fail if no heading is given."""
