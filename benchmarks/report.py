@@ -27,16 +27,20 @@ def latency_section() -> list[str]:
     if not data:
         return ["_model latency: not run yet (`python -m benchmarks.model_latency`)_", ""]
     vnni = data["machine"].get("int8_dot_product", "unknown")
-    lines = [f"**Model alone, batch 1** (`python -m benchmarks.model_latency`, {list(data['presets'].values())[0]['threads']} threads, "
-             f"{data['machine']['cores']}-core CPU, int8 dot product: {vnni}; random weights except the bundled int8 files):", "",
-             *markdown_header("preset", "params", "GFLOPs", "torch ms p50 / p95", "ONNX Runtime ms p50 / p95", "ORT FPS",
-                      "ORT heatmaps only (tracker) ms p50 / p95", "ORT int8 (bundled) ms p50 / p95")]
+    bundled = any(name.endswith("(bundled)") for name in data["presets"])
+    command = "python -m benchmarks.model_latency" + (" --bundled" if bundled else "")
+    rounds = f", {data['rounds']} interleaved rounds" if "rounds" in data else ""
+    lines = [f"**Model alone, batch 1** (`{command}`, {list(data['presets'].values())[0]['threads']} threads{rounds}, "
+             f"{data['machine']['cores']}-core CPU, int8 dot product: {vnni}; random weights except the bundled int8 files"
+             + ("; '(bundled)' rows: the architecture of the shipped float file" if bundled else "") + "):", "",
+             *markdown_header("preset", "fusion", "params", "GFLOPs", "torch ms p50 / p95", "ONNX Runtime ms p50 / p95",
+                              "ORT FPS", "ORT heatmaps only (tracker) ms p50 / p95", "ORT int8 (bundled) ms p50 / p95")]
 
     def ms(r, key):
         return f"{r[key + '_p50']:.2f} / {r[key + '_p95']:.2f}" if key + "_p50" in r else "-"
 
     for name, r in data["presets"].items():
-        lines.append(f"| {name} | {r['params'] / 1e6:.2f}M | {r['gflops']:.2f} | {r['torch_ms_p50']:.1f} / {r['torch_ms_p95']:.1f} "
+        lines.append(f"| {name} | {r.get('fusion', '-')} | {r['params'] / 1e6:.2f}M | {r['gflops']:.2f} | {r['torch_ms_p50']:.1f} / {r['torch_ms_p95']:.1f} "
                      f"| {r['ort_ms_p50']:.2f} / {r['ort_ms_p95']:.2f} | {r['ort_fps']:.0f} | {ms(r, 'ort_heatmaps_ms')} "
                      f"| {ms(r, 'ort_int8_ms')} |")
     return lines + [""]

@@ -52,7 +52,7 @@ def test_report_renders_from_result_files(tmp_path, monkeypatch):
         "params": 1e6, "gflops": 0.8, "torch_ms_p50": 9.0, "torch_ms_p95": 10.0, "ort_ms_p50": 5.0, "ort_ms_p95": 6.0,
         "ort_fps": 200.0, "threads": 2}}}))
     text = report.render()
-    assert "| cpu-rt | 1.00M | 0.80 | 9.0 / 10.0 | 5.00 / 6.00 | 200 |" in text
+    assert "| cpu-rt | - | 1.00M | 0.80 | 9.0 / 10.0 | 5.00 / 6.00 | 200 |" in text
     assert "not run yet" in text   # speed and lowres files absent: said so, no numbers invented
 
 
@@ -199,3 +199,20 @@ def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later
     (runs / "chain.log").write_text("dhln took long\n")
     with pytest.raises(SystemExit, match="not a chain.log line"):
         chain_report.report(runs)
+
+
+def test_model_latency_times_the_bundled_files_architecture_beside_the_preset(tmp_path, monkeypatch):
+    from benchmarks import model_latency
+    from sht_model import build_model, count_parameters
+    from sht_model.weights import save_model
+
+    shipped = build_model("test", fusion="v0.1", num_stacks=1)
+    monkeypatch.setattr(model_latency, "BUNDLED", {"test": save_model(shipped, tmp_path / "shipped.safetensors")})
+    monkeypatch.setattr(model_latency, "save", lambda name, payload: (tmp_path / f"{name}.json").write_text(json.dumps(payload)))
+    assert model_latency.main(["--presets", "test", "--iters", "5", "--threads", "1", "--bundled"]) == 0
+    result = json.loads((tmp_path / "model_latency.json").read_text())["presets"]
+    assert list(result) == ["test", "test (bundled)"]
+    assert result["test"]["fusion"] == "paper" and result["test"]["params"] == count_parameters(build_model("test"))
+    assert result["test (bundled)"]["fusion"] == "v0.1"
+    assert result["test (bundled)"]["params"] == count_parameters(shipped) != result["test"]["params"]
+    assert all(r["ort_heatmaps_ms_p50"] > 0 for r in result.values())
