@@ -667,3 +667,30 @@ def test_weights_chain_skips_the_steps_its_log_records_as_finished(tmp_path):
     log = (runs / "chain.log").read_text().splitlines()
     assert [line.split()[1:] for line in log[3:]] == [[name, "0", "s", "finished"]
                                                       for name in ("fptn", "ablation", "polish")]
+
+
+def test_loss_weights_flag_replaces_only_the_named_weights_and_rejects_unknown_names():
+    from train.common import TrainConfig
+    from train.losses import LossWeights
+
+    assert TrainConfig().loss_weights_config() == LossWeights()       # empty: the paper's
+    w = TrainConfig(loss_weights="pixel=1, gradient=0.5").loss_weights_config()
+    assert (w.pixel, w.gradient, w.heatmap, w.transfer_l1) == (1.0, 0.5, 1.0, 0.01)
+    with pytest.raises(ValueError, match="not one of"):
+        TrainConfig(loss_weights="pixels=1")
+    with pytest.raises(ValueError, match="NAME=NUMBER"):
+        TrainConfig(loss_weights="pixel")
+
+
+@pytest.mark.slow
+def test_loss_weights_flag_reaches_the_training_loop(faces_300w, tmp_path):
+    from benchmarks.common import read_scalars
+
+    out = tmp_path / "run"
+    proc = _train("dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
+                  "--steps", "1", "--log-every", "1", "--eval-every", "1", "--out", str(out), "--val-fraction", "0.3",
+                  "--loss-weights", "heatmap=0,pixel=2")
+    assert proc.returncode == 0, proc.stderr
+    logged = read_scalars(out, "train/")[0]
+    assert logged["heatmap"] == 0 and logged["grad_share_heatmap"] == 0
+    assert logged["pixel"] > 0 and logged["grad_share_pixel"] > 0.5

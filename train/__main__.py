@@ -63,6 +63,8 @@ HELP = {
     "unlabelled_pairs": "sht: which unlabelled pairs: video (two frames of a clip, SHT-v), image (two rotations/scales "
                         "of one photo or video frame, SHT-i), both",
     "ema_decay": "dhln: ship and score an exponential moving average of the weights (e.g. 0.998); 0 = off",
+    "loss_weights": "replace the paper's loss weights (train/losses.py LossWeights: heatmap, pixel, gradient, gan, "
+                    "transfer_l1, perceptual), e.g. pixel=1,gradient=1; empty = the paper's",
 }
 
 CHOICES = {"degrade": ("mixed", "sht-m"), "unlabelled_pairs": ("video", "image", "both")}

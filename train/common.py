@@ -79,17 +79,24 @@ class TrainConfig:
                                                       # rotations/scales of one photo or frame, SHT-i), or both
     ema_decay: float = 0.0                            # dhln: keep an exponential moving average of the
                                                       # weights (e.g. 0.998) and ship/score it; 0 = off
+    loss_weights: str = ""                            # gamma/lambda replaced, e.g. "pixel=1"; "" = the paper's
 
     def __post_init__(self):
         if self.unlabelled_pairs not in ("video", "image", "both"):
             raise ValueError(f"unlabelled_pairs must be video, image or both, not {self.unlabelled_pairs!r}")
         self.degrade_config()   # raises on a bad protocol or range
+        self.loss_weights_config()   # raises on an unknown name or a bad number
 
     def degrade_config(self):
         from .degrade import DegradeConfig
 
         return DegradeConfig(self.degrade, self.min_face_width, self.max_face_width, self.blur_prob,
                              self.noise_prob, self.jpeg_prob)
+
+    def loss_weights_config(self):
+        from .losses import LossWeights
+
+        return LossWeights.parse(self.loss_weights)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":

@@ -205,7 +205,7 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     loop = Loop(cfg, rt, modules, {"opt": opt}, evaluate=modules["dhln"], val=val)
     if ema is not None and loop.start:
         ema.n_averaged.fill_(loop.start)  # resumed: the average has history (0 would restart it from the live weights)
-    weights = losses.LossWeights()
+    weights = cfg.loss_weights_config()
     log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
              f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
     batches = loop.batches(dataset)
@@ -306,7 +306,7 @@ def train_fptn(cfg: TrainConfig, rt: Runtime) -> Path:
     dataset = LabelledPairs(train, dhln_cfg, augment(cfg), cfg.degrade_config(), seed=cfg.seed)
     opt_g, opt_d = parts.optimizers(cfg.lr)
     loop = Loop(cfg, rt, {"fptn": fptn}, {"g": opt_g, "d": opt_d})
-    w, precision = losses.LossWeights(), loop.precision
+    w, precision = cfg.loss_weights_config(), loop.precision
     batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
@@ -397,7 +397,7 @@ def train_sht(cfg: TrainConfig, rt: Runtime) -> Path:
     scale = cfg.fptn_lr / cfg.lr
     loop = Loop(cfg, rt, {"dhln": dhln, "fptn": fptn}, {"opt": opt, "g": opt_g, "d": opt_d},
                 lr_scale={"g": scale, "d": scale}, evaluate=dhln, val=val)
-    w, precision = losses.LossWeights(), loop.precision
+    w, precision = cfg.loss_weights_config(), loop.precision
     batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)

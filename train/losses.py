@@ -15,6 +15,7 @@ terms ~10^3 weaker than the equations say; `gradient_shares` measures what each 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,21 @@ class LossWeights:
     gan: float = 0.05           # lambda1 (FPTN)
     transfer_l1: float = 0.01   # lambda2
     perceptual: float = 0.01    # lambda3
+
+    @classmethod
+    def parse(cls, text: str) -> "LossWeights":
+        """'pixel=1,gradient=0.1' -> the paper's weights with those replaced ('' -> the paper's)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        changed = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, value = item.partition("=")
+            if name.strip() not in names:
+                raise ValueError(f"loss weight {name.strip()!r} is not one of {names}")
+            try:
+                changed[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"loss weight {item!r} is not NAME=NUMBER") from None
+        return cls(**changed)
 
 
 def per_sample_sum(x: torch.Tensor) -> torch.Tensor:
