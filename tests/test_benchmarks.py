@@ -216,3 +216,32 @@ def test_model_latency_times_the_bundled_files_architecture_beside_the_preset(tm
     assert result["test (bundled)"]["fusion"] == "v0.1"
     assert result["test (bundled)"]["params"] == count_parameters(shipped) != result["test"]["params"]
     assert all(r["ort_heatmaps_ms_p50"] > 0 for r in result.values())
+
+
+def test_hallucination_gain_is_zero_for_a_silent_tail_and_negative_for_a_random_one(tmp_path, faces_300w, monkeypatch):
+    import torch
+
+    from benchmarks import hallucination
+    from sht_model import build_model
+    from sht_model.weights import save_model
+
+    torch.manual_seed(0)
+    noisy = build_model("test")
+    silent = build_model("test")
+    with torch.no_grad():   # a tail that adds nothing: the face is the bicubic-upsampled input
+        silent.tail[-1].weight.zero_()
+        silent.tail[-1].bias.zero_()
+    paths = [save_model(m, tmp_path / f"{n}.safetensors") for n, m in (("noisy", noisy), ("silent", silent))]
+    monkeypatch.setattr(hallucination, "save", lambda name, payload: (tmp_path / f"{name}.json").write_text(json.dumps(payload)))
+    assert hallucination.main([*map(str, paths), "--data", str(faces_300w), "--val-fraction", "0.5",
+                               "--widths", "12", "24", "--threads", "1"]) == 0
+    result = json.loads((tmp_path / "hallucination.json").read_text())
+    assert result["faces"] > 0
+    noisy_scores, silent_scores = (result["weights"][str(p)] for p in paths)
+    for width in ("12px", "24px"):
+        # The test preset's face is half its input's side: torch's and OpenCV's bicubic downscaling differ by
+        # ~0.1 dB (cpu-rt's face and input are both 64 px, where both are the identity).
+        assert silent_scores[width]["psnr_gain_db"] == pytest.approx(0, abs=0.2)
+        assert noisy_scores[width]["psnr_gain_db"] < -1
+        assert noisy_scores[width]["bicubic"] == silent_scores[width]["bicubic"]
+        assert 0 < silent_scores[width]["model"]["ssim"] <= 1
