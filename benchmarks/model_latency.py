@@ -4,8 +4,9 @@
 
 Prints parameters, GFLOPs (FlopCounterMode: 2 FLOPs per multiply-add) and p50/p95 ms of the whole DHLN (heatmaps
 and hallucinated face) and, under ONNX Runtime, of the heatmaps-only graph the tracker runs by default and of the
-bundled int8 export where a preset has one (graphs take turns over several rounds); writes benchmarks/results/model_latency.json. Weights are random
-(the int8 files excepted): latency does not depend on their values.
+bundled int8 export where a preset has one; the graphs take turns over several rounds. Writes
+benchmarks/results/model_latency.json. Weights are random (the int8 files excepted): latency does not depend on
+their values.
 """
 
 from __future__ import annotations

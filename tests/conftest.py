@@ -51,6 +51,27 @@ def faces_300w(tmp_path_factory) -> Path:
     return out.parent
 
 
+def write_tb_events(run: Path, when: int, scalars: dict[str, dict[int, float]]) -> Path:
+    """One TensorBoard event file in `run/tb` holding `scalars` ({tag: {step: value}}), its mtime set to `when`
+    and its name sorting the other way from its mtime: readers must order an interrupted invocation's file and
+    its resumption's by time, not by name."""
+    import os
+    import tempfile
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    with tempfile.TemporaryDirectory() as folder:
+        with SummaryWriter(folder) as writer:
+            for tag, values in scalars.items():
+                for step, value in values.items():
+                    writer.add_scalar(tag, value, step)
+        target = run / "tb" / f"events.out.tfevents.{3_000_000 - when}.vm.1.0"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        next(Path(folder).glob("events.out.tfevents.*")).replace(target)
+    os.utime(target, (when, when))
+    return target
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     from tracker.demo import write_clip
 

@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from tests.conftest import write_video
+from tests.conftest import write_tb_events, write_video
 from tests.test_train import _train
 
 
@@ -140,23 +140,11 @@ def test_an_arm_is_finished_when_its_last_weights_are_its_last_steps_without_opt
 
 
 def test_gradient_shares_count_a_step_logged_by_an_interrupted_arm_and_its_resumption_once(tmp_path):
-    import os
-
-    from torch.utils.tensorboard import SummaryWriter
-
     from benchmarks.ablation import gradient_shares
 
     run = tmp_path / "sht"
     # The interrupted invocation logged steps 25 and 50; the resumption (from the step-25 checkpoint) 50 and 75.
     for when, logged in ((1_000_000, {25: 0.2, 50: 0.9}), (2_000_000, {50: 0.2, 75: 0.2})):
-        folder = tmp_path / f"tb{when}"
-        with SummaryWriter(str(folder)) as writer:
-            for step, share in logged.items():
-                writer.add_scalar("train/grad_share_transfer_l1", share, step)
-                writer.add_scalar("train/grad_share_heatmap", 1 - share, step)
-        events = next(folder.glob("events.out.tfevents.*"))
-        target = run / "tb" / f"events.out.tfevents.{3_000_000 - when}.vm.1.0"   # names sort the other way
-        target.parent.mkdir(parents=True, exist_ok=True)
-        events.replace(target)
-        os.utime(target, (when, when))
+        write_tb_events(run, when, {"train/grad_share_transfer_l1": logged,
+                                    "train/grad_share_heatmap": {step: 1 - v for step, v in logged.items()}})
     assert gradient_shares(run) == pytest.approx({"heatmap": 0.8, "transfer_l1": 0.2})

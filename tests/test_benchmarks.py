@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import shared
+from tests.conftest import shared, write_tb_events
 from train.readers import write_pts
 
 
@@ -144,10 +144,7 @@ def test_detector_candidates_find_faces_at_the_scan_scale_and_not_when_too_small
 
 
 def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later_evaluation(tmp_path, monkeypatch):
-    import os
-
     import torch
-    from torch.utils.tensorboard import SummaryWriter
 
     import benchmarks.common
     from benchmarks import chain_report
@@ -162,16 +159,7 @@ def test_chain_report_sums_each_steps_invocations_and_takes_a_resumed_runs_later
     torch.save({"step": 500, "seconds": 1234.5, "modules": {}, "optimizers": {}}, run / "state.pt")
     # An interrupted invocation logged step 500, its resumption logged step 500 again (the value that counts).
     for when, value in ((1_000_000, 0.09), (2_000_000, 0.05)):
-        folder = tmp_path / f"tb{when}"
-        with SummaryWriter(str(folder)) as writer:
-            writer.add_scalar("val_nme/16px", value, 500)
-            writer.add_scalar("val_nme/64px", value / 2, 500)
-            writer.add_scalar("val_nme/16px", value + 0.01, 250)
-        events = next(folder.glob("events.out.tfevents.*"))
-        target = run / "tb" / f"events.out.tfevents.{3_000_000 - when}.vm.1.0"   # names sort the other way
-        target.parent.mkdir(exist_ok=True)
-        events.replace(target)
-        os.utime(target, (when, when))
+        write_tb_events(run, when, {"val_nme/16px": {500: value, 250: value + 0.01}, "val_nme/64px": {500: value / 2}})
 
     # A finished step's folder that kept only its weights: step and clock from their metadata.
     from safetensors.numpy import save_file
