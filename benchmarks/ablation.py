@@ -79,11 +79,11 @@ def arm_command(arm: str, args) -> list[str]:
 def finished(run: Path, steps: int) -> bool:
     """The arm's last weights are its last step's (their metadata carries the step, written with state.pt), so
     a finished arm's folder needs no optimiser state."""
-    from sht_model.weights import read_metadata
+    from sht_model.weights import read_extra
 
     if not (run / "last.safetensors").exists():
         return False
-    return int(json.loads(read_metadata(run / "last.safetensors").get("extra", "{}")).get("step", -1)) >= steps
+    return int(read_extra(run / "last.safetensors").get("step", -1)) >= steps
 
 
 def gain_over_control(control: np.ndarray, arm: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:

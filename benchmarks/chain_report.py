@@ -14,7 +14,6 @@ Writes benchmarks/results/chain_<folder name>.json. Reads only: safe while the c
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -56,9 +55,9 @@ def read_run(run: Path) -> dict:
         state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
         step, seconds = state["step"], state.get("seconds")
     elif (run / "last.safetensors").exists():
-        from sht_model.weights import read_metadata
+        from sht_model.weights import read_extra
 
-        extra = json.loads(read_metadata(run / "last.safetensors").get("extra", "{}"))
+        extra = read_extra(run / "last.safetensors")
         step, seconds = extra.get("step"), extra.get("seconds")
     return {"step": None if step is None else int(step), "seconds": None if seconds is None else float(seconds),
             "evaluations": read_evaluations(run)}

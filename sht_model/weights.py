@@ -46,6 +46,11 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def read_extra(path: str | Path) -> dict:
+    """What the training command wrote beside the weights (stage, step, seconds, ...); {} for a file without it."""
+    return json.loads(read_metadata(path).get("extra", "{}"))
+
+
 def load_model(path: str | Path, map_location: str = "cpu") -> DHLN:
     path = Path(path)
     if not path.is_file():

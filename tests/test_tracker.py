@@ -322,14 +322,14 @@ def test_package_metadata_declares_the_bundled_files_licences():
 
 @pytest.mark.parametrize("name, stacks", [("cpu-rt", 2), ("cpu-fast", 1)])
 def test_bundled_models_load_and_are_small(name, stacks):
-    from sht_model.weights import load_model, read_metadata
+    from sht_model.weights import load_model, read_extra
     from tracker.backends import BUNDLED
 
     path = BUNDLED[name]
     assert path.stat().st_size < 20e6
     model = load_model(path)
     assert model.cfg.name == name and model.cfg.num_stacks == stacks
-    assert json.loads(read_metadata(path)["extra"])["stage"] == "dhln"   # made by our own training command
+    assert read_extra(path)["stage"] == "dhln"   # made by our own training command
 
 
 def test_weights_table_names_each_files_preset_and_precision():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, shared, write_video
-from sht_model.weights import read_metadata
+from sht_model.weights import read_extra
 from train import losses, metrics
 from train.data import FLIP_68, NO_AUGMENT, Augment, LabelledFaces, LabelledPairs, split_records
 from train.readers import (WFLW_TO_68, DatasetError, read_300vw, read_300w, read_pts, read_wflw, write_pts)
@@ -194,7 +194,7 @@ def test_dhln_stage_runs_checkpoints_and_resumes(faces_300w, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "resumed" in proc.stderr + proc.stdout and "step 3" in proc.stderr + proc.stdout
     assert 5000 < torch.load(out / "state.pt", weights_only=True)["seconds"] < 5600
-    assert 5000 < json.loads(read_metadata(out / "last.safetensors")["extra"])["seconds"] < 5600
+    assert 5000 < read_extra(out / "last.safetensors")["seconds"] < 5600
 
 
 class _IndexedSamples(torch.utils.data.Dataset):
@@ -232,7 +232,7 @@ def test_a_stopped_and_resumed_run_ends_with_the_uninterrupted_runs_weights(face
     assert _train(*common, "--out", str(tmp_path / "whole")).returncode == 0
     stopped = _train(*common, "--stop-after", "4", "--out", str(tmp_path / "split"))
     assert stopped.returncode == 0, stopped.stderr
-    assert json.loads(read_metadata(tmp_path / "split" / "last.safetensors")["extra"])["step"] == 4
+    assert read_extra(tmp_path / "split" / "last.safetensors")["step"] == 4
     # An evaluation before the stop that no later one beats: the resumed run must not replace it.
     best = {"step": 2, "val": {"16px": {"nme": 1e-6, "fr": 0.0}, "32px": {"nme": 1e-6, "fr": 0.0}}}
     (tmp_path / "split" / "best_val.json").write_text(json.dumps(best))
