@@ -8,7 +8,8 @@
 - FUBlock2 (Eq. 2): P' = P + conv(concat(P, Q')): the pose features take in the pose-attentional SR features;
   heatmaps come from P'.
 Both blocks are written over (updated stream, other stream) widths so that `DHLNConfig.fusion="v0.1"` can
-rebuild the bundled v0.1 files, whose fusion ran the other way round (SR gating pose; see dhln.py).
+rebuild the v0.1 files (bundled up to commit 84e080a), whose fusion ran the other way round (SR gating pose;
+see dhln.py).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class DHLNConfig:
     sr_blocks: int = 4            # SRBlocks per stack (paper: 4)
     hourglass_depth: int = 4
     blocks_per_level: int = 1     # residual blocks per hourglass node
-    fusion: str = "paper"         # "paper": Eq. 1-2 as written; "v0.1": the bundled 0.1 files (dhln.py)
+    fusion: str = "paper"         # "paper": Eq. 1-2 as written; "v0.1": the 0.1 files, bundled up to 84e080a (dhln.py)
     fusion_kernel: int = 3        # FUBlock2's conv (paper: 3x3; the CPU presets use 1x1 for speed)
     tail_activation: str = "leaky_relu"   # after each pixel shuffle of the face tail; "relu" in older files (dhln.py)
     num_landmarks: int = 68

@@ -11,7 +11,7 @@ learns the missing detail).
 
 `fusion="v0.1"` rebuilds the weights bundled with shtrack 0.1 (their config JSON has no `fusion` key), in
 which the fusion ran the other way round: the SR features gated the hourglass features and FUBlock2 updated
-the SR stream. It exists only to load those files until train/make_default_weights.sh replaces them.
+the SR stream. It exists only to load those files (train/make_default_weights.sh has replaced them).
 """
 
 from __future__ import annotations
