@@ -329,6 +329,7 @@ def test_bundled_models_load_and_are_small(name, stacks):
     assert path.stat().st_size < 20e6
     model = load_model(path)
     assert model.cfg.name == name and model.cfg.num_stacks == stacks
+    assert model.cfg.fusion == "paper"          # Eq. 1-2 as written, not the v0.1 layout
     assert read_extra(path)["stage"] == "dhln"   # made by our own training command
 
 
