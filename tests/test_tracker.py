@@ -199,8 +199,6 @@ def test_csv_is_flushed_per_frame_under_partial_name(tmp_path):
 
 
 def test_jsonl_has_per_landmark_confidence(tmp_path):
-    import json
-
     path = tmp_path / "o.jsonl"
     with sinks.JsonlSink(path) as sink:
         sink.append(_result(1, 2))
