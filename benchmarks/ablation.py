@@ -11,6 +11,9 @@ schedule, augmentation and frozen BatchNorm (train/make_default_weights.sh gives
 - `sht`: SHT on labelled 300W rotation/scale pairs only (`train sht --unlabelled-fraction 0`);
 - `sht-v`: + unlabelled pairs of two frames of one training clip (gamma1 = 0, Eq. 10);
 - `sht-i`: + unlabelled image pairs (two rotations/scales of one photo or one video frame; the paper's SHT-i);
+- `teacher`: DHLN alone on the labelled faces and the teacher-labelled ones (`--teacher`: dlib's landmarks of the
+  unlabelled photos at full resolution, trained on at small sizes; `python -m train.label faces`);
+- `teacher-sht`: SHT with the teacher-labelled faces as labelled pairs and both kinds of unlabelled pairs;
 - `control-2`: the control again with the next seed (another data order and augmentation draw): how far two
   runs of one recipe land apart, the yardstick for the SHT arms' gains.
 
@@ -52,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "MODEL_CARD.md"
 START, END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 WIDTHS = (16.0, 24.0, 32.0, 64.0)
-ARMS = ("control", "sht", "sht-v", "sht-i", "control-2")
+ARMS = ("control", "sht", "sht-v", "sht-i", "teacher", "teacher-sht", "control-2")
 
 
 def arm_command(arm: str, args) -> list[str]:
@@ -64,15 +67,18 @@ def arm_command(arm: str, args) -> list[str]:
               "--seed", str(seed), "--threads", str(args.threads), "--val-fraction", str(args.val_fraction),
               "--out", str(Path(args.runs) / arm),
               "--resume", *args.train_args]
-    if arm in ("control", "control-2"):
-        return [sys.executable, "-m", "train", "dhln", *common, "--batch-size", str(2 * args.batch_size)]
+    if arm in ("control", "control-2", "teacher"):
+        teacher = ["--teacher", str(args.teacher)] if arm == "teacher" else []
+        return [sys.executable, "-m", "train", "dhln", *common, "--batch-size", str(2 * args.batch_size), *teacher]
     sht = [sys.executable, "-m", "train", "sht", *common, "--batch-size", str(args.batch_size),
            "--fptn-init", str(args.fptn_init), "--fptn-channels", str(args.fptn_channels),
            "--fptn-blocks", str(args.fptn_blocks)]
     if arm == "sht":
         return [*sht, "--unlabelled-fraction", "0"]
     pairs = {"sht-v": ["--videos", str(args.videos), "--unlabelled-pairs", "video"],
-             "sht-i": ["--videos", str(args.videos), "--images", str(args.images), "--unlabelled-pairs", "image"]}
+             "sht-i": ["--videos", str(args.videos), "--images", str(args.images), "--unlabelled-pairs", "image"],
+             "teacher-sht": ["--teacher", str(args.teacher), "--videos", str(args.videos), "--images",
+                             str(args.images), "--unlabelled-pairs", "both"]}
     return [*sht, *pairs[arm], "--unlabelled-fraction", str(args.unlabelled_fraction)]
 
 
@@ -161,8 +167,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--unlabelled-fraction", type=float, default=0.3)
     p.add_argument("--data", type=Path, default=data / "300w_train")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of --data (train/data.py)")
-    p.add_argument("--videos", type=Path, default=data / "videos")
-    p.add_argument("--images", type=Path, default=data / "images")
+    p.add_argument("--videos", default=str(data / "videos"), help="folders of clips, comma-separated")
+    p.add_argument("--images", default=str(data / "images"), help="folders of photos, comma-separated")
+    p.add_argument("--teacher", type=Path, help="teacher-labelled faces (python -m train.label faces) for the "
+                   "teacher arms")
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="further `python -m train` flags for every arm (last on the line), e.g. --no-aug-flip")
     p.add_argument("--no-train", action="store_true", help="score the arms' run folders as they are")
@@ -176,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.teacher is None and any(a.startswith("teacher") for a in args.arms):
+        parser().error("the teacher arms need --teacher")
     for arm in args.arms:
         run = args.runs / arm
         if args.no_train or finished(run, args.steps):

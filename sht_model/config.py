@@ -73,6 +73,12 @@ PRESETS: dict[str, DHLNConfig] = {
     # Sized for >= 150 FPS batch 1 under ONNX Runtime on 2 cores (benchmarks/model_latency.py).
     "cpu-rt": DHLNConfig(name="cpu-rt", feature_size=32, face_size=64, num_stacks=2, channels=96,
                          sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0, fusion_kernel=1),
+    # CPU small: the ladder's rung for faces under ~26 px (tracker.routing). 32x32 input, near such a face's own
+    # resolution, 16x16 features, 80 ch; the SR stream hallucinates a 64x64 face from it (Eq. 1-2 as in cpu-rt).
+    # 0.15 GFLOPs a face, under 1/4 of cpu-rt's 0.71 (sht_model.count_flops).
+    "cpu-small": DHLNConfig(name="cpu-small", input_size=32, feature_size=16, face_size=64, num_stacks=2,
+                            channels=80, sr_channels=16, sr_blocks=4, hourglass_depth=3, heatmap_sigma=1.0,
+                            fusion_kernel=1),
     # CPU fast: cpu-rt with one stack (about half the work). Trained from cpu-rt's stem and first stack
     # (train --init-partial): the speed option of benchmarks/speed.py, less accurate (MODEL_CARD.md).
     "cpu-fast": DHLNConfig(name="cpu-fast", feature_size=32, face_size=64, num_stacks=1, channels=96,

@@ -648,25 +648,29 @@ def test_weights_chain_skips_the_steps_its_log_records_as_finished(tmp_path):
         (bin_dir / program).write_text(f'#!/bin/sh\necho "{program} $*" >> "$CALLS"\n')
         (bin_dir / program).chmod(0o755)
     runs = tmp_path / "runs"
-    runs.mkdir()
-    (runs / "chain.log").write_text("2026-11-27T01:38:57Z dhln 3662 s finished\n"
-                                    "2026-11-27T02:24:43Z base 2746 s finished\n"
-                                    "2026-11-27T02:40:00Z fptn 900 s interrupted\n")
+    (runs / "teacher").mkdir(parents=True)
+    (runs / "teacher" / "finished").write_text("")      # the teacher labels are made
+    (runs / "v0.2.0").mkdir()
+    (runs / "v0.2.0" / "fptn.safetensors").write_text("")
+    (runs / "cpu-small-base").mkdir()
+    (runs / "cpu-small-base" / "last.safetensors").write_text("")
+    (runs / "chain.log").write_text("2026-12-02T14:38:57Z small-dhln 3662 s finished\n"
+                                    "2026-12-02T15:24:43Z small-base 2746 s finished\n"
+                                    "2026-12-02T15:40:00Z ablation 900 s interrupted\n")
     (tmp_path / "tracker" / "assets").mkdir(parents=True)   # the script's ASSETS, relative to its folder
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
            "RUNS": str(runs), "DATA": str(tmp_path / "data")}
     proc = subprocess.run([shutil.which("bash"), str(REPO / "train" / "make_default_weights.sh")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
     # The recorder writes no weights, so the script stops at its first copy of them (after the polish step).
-    assert proc.returncode != 0 and "cpu-rt-polish/last.safetensors" in proc.stderr
+    assert proc.returncode != 0 and "cpu-rt-polish/last.safetensors" in proc.stderr, proc.stderr
+    assert (tmp_path / "tracker" / "assets" / "shtrack-cpu-small.safetensors").exists()
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert [c.split(" --")[0] for c in calls] == ["python -m train fptn", "python -m benchmarks.ablation",
-                                                  "python -m train dhln"]
-    assert "--init-partial" not in calls[2] and "chosen.safetensors" in calls[2]
-    assert "dhln: finished before" in proc.stdout and "base: finished before" in proc.stdout
+    assert [c.split(" --")[0] for c in calls] == ["python -m benchmarks.ablation", "python -m train dhln"]
+    assert "--init-partial" not in calls[1] and "chosen.safetensors" in calls[1]
+    assert "small-dhln: finished before" in proc.stdout and "small-base: finished before" in proc.stdout
     log = (runs / "chain.log").read_text().splitlines()
-    assert [line.split()[1:] for line in log[3:]] == [[name, "0", "s", "finished"]
-                                                      for name in ("fptn", "ablation", "polish")]
+    assert [line.split()[1:] for line in log[3:]] == [[name, "0", "s", "finished"] for name in ("ablation", "polish")]
 
 
 def test_loss_weights_flag_replaces_only_the_named_weights_and_rejects_unknown_names():

@@ -18,7 +18,7 @@ from .common import TrainConfig, setup, teardown
 HELP = {
     "preset": "DHLN architecture preset (sht_model/config.py)",
     "data": "labelled faces, 300W layout (196 held out by train/data.py)",
-    "videos": "folder of clips for the sht stage's video pairs",
+    "videos": "folders of clips (comma-separated) for the sht stage's video pairs",
     "video_labels": "teacher labels of those clips (300VW layout); without them video pairs are unlabelled",
     "out": "run folder: checkpoints, last/best.safetensors, TensorBoard logs",
     "init": "DHLN weights to start from (.safetensors)",
@@ -53,13 +53,20 @@ HELP = {
     "aug_shift": "box-centre jitter, fraction of the face box",
     "aug_box_jitter": "log-normal sigma of the box-size jitter",
     "aug_flip": "mirror half the samples (off: 300W's x labels are not mirror-symmetric, MODEL_CARD.md)",
-    "degrade": "input degradation protocol: mixed (12-64 px faces, blur/noise/JPEG) or sht-m (256 -> 64 bicubic)",
+    "degrade": "input degradation protocol: mixed (12-64 px faces, blur/noise/JPEG), cctv (low light, motion/defocus "
+               "blur, sensor noise, H.264/MPEG-4/MJPEG/JPEG), cctv-eval (noise 2 + H.264 CRF 28) or sht-m "
+               "(256 -> 64 bicubic); train/degrade.py",
     "min_face_width": "mixed: smallest face width (px) inputs are degraded to",
     "max_face_width": "mixed: largest face width (px) inputs are degraded to",
     "blur_prob": "mixed: chance of a Gaussian blur before downscaling",
     "noise_prob": "mixed: chance of sensor-like noise on the small face",
-    "jpeg_prob": "mixed: chance of JPEG compression of the small face",
-    "images": "sht: folder of unlabelled face photos for image pairs (SHT-i)",
+    "jpeg_prob": "chance of compressing the small face (mixed: JPEG; cctv: a video codec or JPEG)",
+    "light_prob": "cctv: chance of low light and a gamma curve",
+    "occlude_prob": "chance of an occluder (hand, object, another face's patch) on part of the face",
+    "composite_prob": "chance of pasting the face onto another picture's background (labelled faces)",
+    "teacher": "teacher-labelled faces (300W layout, python -m train.label faces) mixed in with --data",
+    "teacher_fraction": "dhln/sht: share of teacher-labelled faces in a batch (with --teacher)",
+    "images": "sht: folders of unlabelled face photos (comma-separated) for image pairs (SHT-i)",
     "unlabelled_pairs": "sht: which unlabelled pairs: video (two frames of a clip, SHT-v), image (two rotations/scales "
                         "of one photo or video frame, SHT-i), both",
     "ema_decay": "dhln: ship and score an exponential moving average of the weights (e.g. 0.998); 0 = off",
@@ -67,7 +74,7 @@ HELP = {
                     "transfer_l1, perceptual), e.g. pixel=1,gradient=1; empty = the paper's",
 }
 
-CHOICES = {"degrade": ("mixed", "sht-m"), "unlabelled_pairs": ("video", "image", "both")}
+CHOICES = {"degrade": ("mixed", "cctv", "cctv-eval", "sht-m"), "unlabelled_pairs": ("video", "image", "both")}
 
 
 def _parser(prog: str = "python -m train") -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ class TrainConfig:
     stage: str = "dhln"
     preset: str = "cpu-rt"
     data: str = "../shared/data/300w_train"          # labelled faces (300W layout)
-    videos: str = ""                                  # clips for the sht stage
+    videos: str = ""                                  # clips for the sht stage (folders, comma-separated)
     video_labels: str = ""                            # teacher labels of those clips (300VW layout), optional
     out: str = "runs/default"
     init: str = ""                                    # DHLN weights to start from (safetensors)
@@ -73,8 +73,14 @@ class TrainConfig:
     max_face_width: float = 64.0
     blur_prob: float = 0.3                            # mixed: chance of each degradation
     noise_prob: float = 0.3
-    jpeg_prob: float = 0.3
-    images: str = ""                                  # sht: unlabelled photos for image pairs (SHT-i)
+    jpeg_prob: float = 0.3                            # mixed: JPEG; cctv: a video codec or JPEG
+    light_prob: float = 0.0                           # cctv: low light / gamma
+    occlude_prob: float = 0.0                         # an occluder on part of the face (hand, object, face patch)
+    composite_prob: float = 0.0                       # the face pasted onto another picture's background
+    teacher: str = ""                                 # teacher-labelled faces (300W layout, train.label faces)
+    teacher_fraction: float = 0.5                     # dhln/sht: share of teacher-labelled faces in a batch
+    images: str = ""                                  # sht: unlabelled photos for image pairs (SHT-i; folders,
+                                                      # comma-separated)
     unlabelled_pairs: str = "video"                   # sht: video (two frames of a clip, SHT-v), image (two
                                                       # rotations/scales of one photo or frame, SHT-i), or both
     ema_decay: float = 0.0                            # dhln: keep an exponential moving average of the
@@ -84,6 +90,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.unlabelled_pairs not in ("video", "image", "both"):
             raise ValueError(f"unlabelled_pairs must be video, image or both, not {self.unlabelled_pairs!r}")
+        if not 0 <= self.teacher_fraction < 1:
+            raise ValueError(f"teacher_fraction must be in [0, 1), not {self.teacher_fraction}")
         self.degrade_config()   # raises on a bad protocol or range
         self.loss_weights_config()   # raises on an unknown name or a bad number
 
@@ -91,7 +99,7 @@ class TrainConfig:
         from .degrade import DegradeConfig
 
         return DegradeConfig(self.degrade, self.min_face_width, self.max_face_width, self.blur_prob,
-                             self.noise_prob, self.jpeg_prob)
+                             self.noise_prob, self.jpeg_prob, self.light_prob, self.occlude_prob, self.composite_prob)
 
     def loss_weights_config(self):
         from .losses import LossWeights

@@ -20,7 +20,7 @@ from sht_model import geometry
 from sht_model.config import DHLNConfig
 from sht_model.heatmap import encode, to_heatmap_coords
 
-from .degrade import DegradeConfig, degrade, sample_face_width
+from .degrade import DegradeConfig, composite, degrade, occlude, sample_face_width
 from .readers import LandmarkRecord
 
 HR_SIZE = 256
@@ -66,16 +66,19 @@ def to_tensor(rgb_u8: np.ndarray, cfg: DHLNConfig) -> torch.Tensor:
 
 def make_sample(image: np.ndarray, xy: np.ndarray, cfg: DHLNConfig, rng: np.random.Generator,
                 aug: Augment = Augment(), face_width: float | None = None,
-                degrade_cfg: DegradeConfig = DegradeConfig(), flip: bool | None = None) -> dict:
-    """One labelled sample. image: RGB uint8 (H, W, 3); xy: (68, 2) 0-based pixels of `image`.
+                degrade_cfg: DegradeConfig = DegradeConfig(), flip: bool | None = None,
+                donor: np.ndarray | None = None) -> dict:
+    """One labelled sample. image: RGB uint8 (H, W, 3); xy: (68, 2) 0-based pixels of `image`; donor: an HR crop
+    of another picture, for occluder patches and composited backgrounds (DegradeConfig.occlude_prob,
+    composite_prob).
 
     Unlabelled faces (a detector box, no points) go through `make_sample_from_box`."""
     box = geometry.landmark_box(xy)
-    return make_sample_from_box(image, box, cfg, rng, aug, face_width, degrade_cfg, flip, xy)
+    return make_sample_from_box(image, box, cfg, rng, aug, face_width, degrade_cfg, flip, xy, donor)
 
 
 def make_sample_from_box(image, box, cfg, rng, aug=Augment(), face_width=None, degrade_cfg=DegradeConfig(),
-                         flip=None, xy=None) -> dict:
+                         flip=None, xy=None, donor=None) -> dict:
     side = box[2] - box[0]
     centre = (box[:2] + box[2:]) / 2 + rng.normal(0, aug.shift * side, 2) if aug.shift else (box[:2] + box[2:]) / 2
     side = side * float(np.exp(rng.normal(0, aug.box_scale_jitter))) if aug.box_scale_jitter else side
@@ -85,6 +88,14 @@ def make_sample_from_box(image, box, cfg, rng, aug=Augment(), face_width=None, d
     matrix = geometry.crop_matrix(jittered, HR_SIZE, angle, geometry.CROP_SCALE / scale)
     hr = geometry.warp(image, matrix, HR_SIZE, cv2.INTER_LINEAR)
     pts = geometry.apply(matrix, xy) if xy is not None else None
+    # Occluders and backgrounds change pixels only, before the flip and the degradation (the camera sees them).
+    # (No draw at probability 0: the random stream of runs without them stays as it was.)
+    if pts is not None and donor is not None and degrade_cfg.composite_prob and rng.random() < degrade_cfg.composite_prob:
+        hr = composite(hr, pts, donor, rng)
+    if degrade_cfg.occlude_prob and rng.random() < degrade_cfg.occlude_prob:
+        corners = pts if pts is not None else geometry.apply(matrix, jittered.reshape(2, 2))
+        face_box = np.concatenate([corners.min(0), corners.max(0)])
+        hr = occlude(hr, face_box, rng, donor)
     if flip is None:
         flip = aug.flip and rng.random() < 0.5
     if flip:
@@ -144,10 +155,21 @@ class LabelledFaces(Dataset):
     def rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, i])
 
+    def donor(self, i: int, rng: np.random.Generator) -> np.ndarray | None:
+        """An HR_SIZE crop of another face's picture (a random square of it), when occluders or backgrounds are on."""
+        if len(self) < 2 or not (self.degrade_cfg.occlude_prob or self.degrade_cfg.composite_prob):
+            return None
+        j = int(rng.integers(len(self) - 1))
+        image = self.image(j + (j >= i))
+        h, w = image.shape[:2]
+        side = int(rng.uniform(0.3, 1.0) * min(h, w))
+        y, x = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+        return cv2.resize(image[y:y + side, x:x + side], (HR_SIZE, HR_SIZE), interpolation=cv2.INTER_AREA)
+
     def __getitem__(self, i: int) -> dict:
         rng = self.rng(i)
         return make_sample(self.image(i), self.records[i].landmarks, self.cfg, rng, self.aug, self.face_width,
-                           self.degrade_cfg)
+                           self.degrade_cfg, donor=self.donor(i, rng))
 
 
 class LabelledPairs(LabelledFaces):
@@ -157,6 +179,8 @@ class LabelledPairs(LabelledFaces):
         rng = self.rng(i)
         width = self.face_width or sample_face_width(rng, self.degrade_cfg)
         flip = self.aug.flip and rng.random() < 0.5
-        a = make_sample(self.image(i), self.records[i].landmarks, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
-        b = make_sample(self.image(i), self.records[i].landmarks, self.cfg, rng, self.aug, width, self.degrade_cfg, flip)
+        a = make_sample(self.image(i), self.records[i].landmarks, self.cfg, rng, self.aug, width, self.degrade_cfg, flip,
+                        self.donor(i, rng))
+        b = make_sample(self.image(i), self.records[i].landmarks, self.cfg, rng, self.aug, width, self.degrade_cfg, flip,
+                        self.donor(i, rng))
         return {"a": a, "b": b, "labelled": torch.tensor(1.0)}

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -38,6 +39,36 @@ def _records(cfg: TrainConfig):
     if cfg.max_records:
         train, val = train[:cfg.max_records], val[:max(2, cfg.max_records // 4)]
     return train, val
+
+
+def _mix(main: list, extra: list, fraction: float) -> list:
+    """`main` repeated so that `extra` makes up about `fraction` of the items (a few hundred human-labelled faces
+    beside tens of thousands of teacher-labelled ones keep their share)."""
+    if not extra or fraction <= 0:
+        return main
+    n_main, n_extra = sum(len(d) for d in main), sum(len(d) for d in extra)
+    repeats = max(1, round(n_extra * (1 - fraction) / fraction / max(n_main, 1)))
+    return [_reseeded(d, k) for k in range(repeats) for d in main] + extra
+
+
+def _reseeded(dataset, k: int):
+    """The k-th copy of a dataset in a mix: the same faces and image cache, its own augmentation draws (a repeat
+    with the same seed would give the same samples twice an epoch)."""
+    if k == 0:
+        return dataset
+    twin = copy.copy(dataset)
+    twin.seed = dataset.seed + 1000 * k
+    return twin
+
+
+def _teacher_records(cfg: TrainConfig):
+    """Every face of --teacher (teacher-labelled, none held out: the held-out faces are human-labelled 300W)."""
+    if not cfg.teacher:
+        return []
+    records = read_300w(cfg.teacher)
+    log.info("teacher: %d teacher-labelled faces from %s, %.0f%% of each batch", len(records), cfg.teacher,
+             100 * cfg.teacher_fraction)
+    return records
 
 
 def _batches(dataset, cfg: TrainConfig, rt: Runtime, start: int = 0):
@@ -194,7 +225,11 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     # --no-aug-flip: 300W's x labels sit ~0.9 px (at label resolution) right of where mirroring puts them, so a
     # model trained on mirrored faces splits the difference and lands that far left on unmirrored ones; a last
     # fine-tune without mirroring learns the labels' x convention as it learns their y convention.
-    dataset = LabelledFaces(train, unwrap(model).cfg, augment(cfg), cfg.degrade_config(), seed=cfg.seed)
+    model_cfg, degrade = unwrap(model).cfg, cfg.degrade_config()
+    teacher = _teacher_records(cfg)
+    dataset = ConcatDataset(_mix([LabelledFaces(train, model_cfg, augment(cfg), degrade, seed=cfg.seed)],
+                                 [LabelledFaces(teacher, model_cfg, augment(cfg), degrade, seed=cfg.seed + 5)]
+                                 if teacher else [], cfg.teacher_fraction))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # With --ema-decay the run's result (last/best.safetensors, the scores) is the moving average of the
     # weights, for schedules that end noisy; the live weights go on training from state.pt. (At the end of the
@@ -336,7 +371,10 @@ def _sht_pairs(cfg: TrainConfig, train, dhln_cfg) -> ConcatDataset:
     from .video import ImagePairs, VideoPairs, decode_photos
 
     degrade = cfg.degrade_config()
-    parts = [LabelledPairs(train, dhln_cfg, augment(cfg), degrade, seed=cfg.seed)]
+    teacher = _teacher_records(cfg)
+    parts = _mix([LabelledPairs(train, dhln_cfg, augment(cfg), degrade, seed=cfg.seed)],
+                 [LabelledPairs(teacher, dhln_cfg, augment(cfg), degrade, seed=cfg.seed + 5)] if teacher else [],
+                 cfg.teacher_fraction)
     video_aug = Augment(max_angle=10.0, flip=cfg.aug_flip)
     taught = None
     if cfg.videos and cfg.video_labels:
@@ -370,7 +408,7 @@ def _sht_pairs(cfg: TrainConfig, train, dhln_cfg) -> ConcatDataset:
     want = labelled * cfg.unlabelled_fraction / max(1e-6, 1 - cfg.unlabelled_fraction) / len(unlabelled)
     for data in unlabelled:
         repeats = max(1, round(want / len(data)))
-        parts += [data] * repeats
+        parts += [_reseeded(data, k) for k in range(repeats)]
         log.info("sht: %d labelled pairs, %d unlabelled %s x%d (gamma1 = 0)", labelled, len(data), data.kind, repeats)
     return ConcatDataset(parts)
 

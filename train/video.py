@@ -52,8 +52,8 @@ def _largest_face(scanner, bgr: np.ndarray) -> np.ndarray | None:
 
 
 def decode_photos(folder: str | Path, exclude: tuple[str, ...] = HELD_OUT_CLIPS):
-    """[(HR crop, face box, None)] of the largest face in each photo of `folder` (photos named after a held-out
-    clip are left out: they may show its person)."""
+    """[(HR crop, face box, None)] of the largest face in each photo of `folder` (several folders: comma-separated;
+    photos named after a held-out clip are left out: they may show its person)."""
     import cv2
 
     from tracker.detector import YuNetDetector
@@ -61,14 +61,17 @@ def decode_photos(folder: str | Path, exclude: tuple[str, ...] = HELD_OUT_CLIPS)
 
     from .readers import DatasetError
 
-    if not Path(folder).is_dir():
-        raise DatasetError(f"{folder}: not a directory")
-    scanner = Scanner(YuNetDetector(), min_face=60)
+    folders = [Path(f) for f in str(folder).split(",") if f]
+    for f in folders:
+        if not f.is_dir():
+            raise DatasetError(f"{f}: not a directory")
+    # 32 px: CelebA's aligned faces are ~55 px wide.
+    scanner = Scanner(YuNetDetector(), min_face=32)
     out = []
-    for path in sorted(Path(folder).iterdir()):
+    for path in sorted(p for f in folders for p in f.iterdir()):
         if path.suffix.lower() not in IMAGE_EXTS or path.stem in exclude:
             continue
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
         if bgr is None:
             log.warning("%s: cannot decode, skipped", path)
             continue
@@ -128,7 +131,8 @@ class VideoPairs(Dataset):
         self.epoch = 0
         self.drop_labels = drop_labels
         self.clips = clips if clips is not None else []
-        for video in [] if clips is not None else list_videos(root):
+        videos = [] if clips is not None else [v for r in str(root).split(",") if r for v in list_videos(r)]
+        for video in videos:
             if video.stem in exclude:
                 continue
             faces = decode_faces(video, stride, labels=Path(labels) if labels else None)
