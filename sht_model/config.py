@@ -11,6 +11,14 @@ import json
 from dataclasses import dataclass
 
 
+# Sane ranges of the numeric config fields (inclusive).
+LIMITS = {
+    "input_size": (8, 512), "feature_size": (2, 256), "face_size": (8, 1024), "num_stacks": (1, 16),
+    "channels": (4, 1024), "sr_channels": (1, 512), "sr_blocks": (0, 32), "hourglass_depth": (1, 8),
+    "blocks_per_level": (1, 8), "fusion_kernel": (1, 7), "num_landmarks": (68, 68), "heatmap_sigma": (0.1, 16.0),
+}
+
+
 @dataclass(frozen=True)
 class DHLNConfig:
     name: str = "custom"
@@ -32,6 +40,17 @@ class DHLNConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
     def __post_init__(self):
+        # Checked before any layer is built: a file's metadata decides these numbers, and channels=30000 would
+        # allocate hundreds of GB. The bounds are far above any preset and far below what exhausts a machine.
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"config {name}={value!r} is outside [{low}, {high}]")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if len(value) != 3 or not all(isinstance(v, (int, float)) and -10 <= v <= 10 for v in value) \
+                    or (name == "std" and min(value) <= 0):
+                raise ValueError(f"config {name}={value!r} is not three numbers in [-10, 10] (std > 0)")
         if self.input_size % self.feature_size:
             raise ValueError("input_size must be a multiple of feature_size")
         if self.face_size % self.feature_size:
@@ -48,7 +67,13 @@ class DHLNConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "DHLNConfig":
-        raw = json.loads(text)
+        """A config from a weights file's metadata; ValueError (one line) for anything that is not a sane one."""
+        try:
+            raw = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config is not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(raw, dict):
+            raise ValueError("config is not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(raw) - known
         if unknown:
@@ -59,7 +84,12 @@ class DHLNConfig:
         raw.setdefault("tail_activation", "relu")
         for key in ("mean", "std"):
             if key in raw:
+                if not isinstance(raw[key], list):
+                    raise ValueError(f"config {key} is not a list")
                 raw[key] = tuple(raw[key])
+        for key in ("name", "fusion", "tail_activation"):
+            if key in raw and not isinstance(raw[key], str):
+                raise ValueError(f"config {key}={raw[key]!r} is not a string")
         return cls(**raw)
 
 
@@ -97,3 +127,16 @@ def get_config(name: str, **overrides) -> DHLNConfig:
     # A changed architecture is no longer the preset: its name says what was changed.
     changed = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
     return dataclasses.replace(PRESETS[name], name=f"{name}[{changed}]", **overrides)
+
+
+def config_from_metadata(path, text) -> DHLNConfig:
+    """The DHLNConfig a weights file's metadata describes, or a WeightsError naming the file (missing, not JSON,
+    unknown keys, wrong types, values out of range): checked before any layer is allocated."""
+    from .errors import WeightsError
+
+    if text is None:
+        raise WeightsError(f"{path}: no model config in its metadata")
+    try:
+        return DHLNConfig.from_json(text)
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: bad model config in its metadata ({str(exc).splitlines()[0][:200]})") from None

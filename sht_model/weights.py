@@ -13,7 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import DHLNConfig
+from .config import config_from_metadata
 from .dhln import DHLN
 from .errors import WeightsError
 
@@ -60,7 +60,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> DHLN:
     if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         return _load_torch_state(path, map_location)
     meta = read_metadata(path)
-    cfg = DHLNConfig.from_json(meta["config"])
+    cfg = config_from_metadata(path, meta.get("config"))
     model = DHLN(cfg)
     try:
         state = load_file(str(path), device=map_location)
@@ -78,6 +78,6 @@ def _load_torch_state(path: Path, map_location: str) -> DHLN:
         raise WeightsError(f"{path}: refused to load (only plain tensors are allowed: {str(exc).splitlines()[0]})") from None
     if not isinstance(blob, dict) or "config" not in blob or "model" not in blob:
         raise WeightsError(f"{path}: expected a dict with 'config' and 'model'")
-    model = DHLN(DHLNConfig.from_json(blob["config"]))
+    model = DHLN(config_from_metadata(path, blob["config"]))
     model.load_state_dict(blob["model"])
     return model.eval()

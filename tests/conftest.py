@@ -76,3 +76,35 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     from tracker.demo import write_clip
 
     return write_clip(frames, path, fps)
+
+
+def astronaut_scene(n: int, centres, face_width: float, size=(320, 240), jitter: float = 0.0, seed: int = 0):
+    """Frames with astronaut faces at the given centres (list per frame of (cx, cy))."""
+    from skimage import data
+
+    from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
+
+    import cv2
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        canvas = np.full((size[1], size[0], 3), 70, np.uint8)
+        for cx, cy in centres(i):
+            m = cv2.getRotationMatrix2D(ASTRONAUT_FACE_CENTRE, 0, face_width / ASTRONAUT_FACE_WIDTH)
+            m[:, 2] += np.array([cx, cy]) - ASTRONAUT_FACE_CENTRE
+            patch = cv2.warpAffine(photo, m, size, flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
+            mask = cv2.warpAffine(np.full(photo.shape[:2], 255, np.uint8), m, size) > 0
+            # Only the head region, so two faces side by side do not overlap.
+            keep = np.zeros_like(mask)
+            r = int(face_width)
+            keep[max(0, int(cy) - r):int(cy) + r, max(0, int(cx) - r):int(cx) + r] = True
+            canvas[mask & keep] = patch[mask & keep]
+        if jitter:
+            canvas = np.clip(canvas + rng.normal(0, jitter, canvas.shape), 0, 255).astype(np.uint8)
+        frames.append(canvas)
+    return frames
+
+
+# ---------------------------------------------------------------- sources

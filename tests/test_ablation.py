@@ -16,7 +16,7 @@ def test_ablation_trains_every_arm_the_same_number_of_steps_and_scores_them(face
                                                                           monkeypatch):
     import benchmarks.common
     from benchmarks import ablation
-    from tests.test_tracker import astronaut_scene
+    from tests.conftest import astronaut_scene
 
     videos, photos = tmp_path / "videos", tmp_path / "photos"
     write_video(videos / "talk.mp4", astronaut_scene(9, lambda i: [(200 + i, 200)], 150, size=(400, 400)))

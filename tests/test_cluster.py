@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import write_video
-from tests.test_tracker import astronaut_scene
+from tests.conftest import astronaut_scene
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO, write_video
-from tests.test_tracker import astronaut_scene
+from tests.conftest import astronaut_scene
 from tracker.backends import load_backend
 from tracker.pipeline import FaceTracker, TrackerOptions
 from tracker.sources import SourceError, open_source

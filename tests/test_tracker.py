@@ -22,36 +22,8 @@ from tracker.crop import crop_faces, landmarks_to_source
 from tracker.pipeline import FaceTracker, TrackerOptions, track
 from tracker.sources import SourceError, frames_from_arrays, open_source
 from tracker.types import Faces, Frame, FrameResult
+from tests.conftest import astronaut_scene  # noqa: F401  (used below)
 
-
-def astronaut_scene(n: int, centres, face_width: float, size=(320, 240), jitter: float = 0.0, seed: int = 0):
-    """Frames with astronaut faces at the given centres (list per frame of (cx, cy))."""
-    from skimage import data
-
-    from tracker.demo import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_WIDTH
-
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n):
-        canvas = np.full((size[1], size[0], 3), 70, np.uint8)
-        for cx, cy in centres(i):
-            m = cv2.getRotationMatrix2D(ASTRONAUT_FACE_CENTRE, 0, face_width / ASTRONAUT_FACE_WIDTH)
-            m[:, 2] += np.array([cx, cy]) - ASTRONAUT_FACE_CENTRE
-            patch = cv2.warpAffine(photo, m, size, flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
-            mask = cv2.warpAffine(np.full(photo.shape[:2], 255, np.uint8), m, size) > 0
-            # Only the head region, so two faces side by side do not overlap.
-            keep = np.zeros_like(mask)
-            r = int(face_width)
-            keep[max(0, int(cy) - r):int(cy) + r, max(0, int(cx) - r):int(cx) + r] = True
-            canvas[mask & keep] = patch[mask & keep]
-        if jitter:
-            canvas = np.clip(canvas + rng.normal(0, jitter, canvas.shape), 0, 255).astype(np.uint8)
-        frames.append(canvas)
-    return frames
-
-
-# ---------------------------------------------------------------- sources
 
 def test_video_file_source_keeps_stream_timestamps(tmp_path):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(6, lambda i: [(160, 120)], 40), fps=10)
@@ -421,7 +393,8 @@ def test_cli_batch_mode_one_csv_per_video(tmp_path, tiny_weights):
     proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
                     "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "a.summary.json", "b.csv",
+                                                                    "b.summary.json"]
 
 
 def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):

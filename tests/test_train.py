@@ -317,7 +317,7 @@ def test_init_partial_starts_one_stack_model_at_the_first_stack(faces_300w, tmp_
 
 @pytest.mark.slow
 def test_fptn_and_sht_stages_run(faces_300w, tmp_path):
-    from tests.test_tracker import astronaut_scene
+    from tests.conftest import astronaut_scene
 
     videos = tmp_path / "videos"
     write_video(videos / "talk.mp4", astronaut_scene(12, lambda i: [(200 + i, 200)], 150, size=(400, 400)))

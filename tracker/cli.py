@@ -7,46 +7,91 @@
     shtrack train dhln ...                         # training (python -m train)
     shtrack export --weights W.safetensors --onnx W.onnx
     shtrack export --weights W.safetensors --int8 W-int8.onnx --calibration-data ../shared/data/300w_train
-Exit codes: 0 success, 2 bad input, 3 the input ended early (outputs partial), 4 writing outputs failed (disk full, I/O error; rows so far kept),
-130 interrupted (outputs written so far are kept and finalised).
+Exit codes: 0 success, 2 bad input (or a file of a batch failed), 3 the input ended early (outputs partial),
+4 writing outputs failed (disk full, I/O error; rows so far kept), 129 hung up (SIGHUP), 130 interrupted (Ctrl-C,
+SIGTERM); interrupted runs keep and finalise the outputs written so far.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
+import os
 import signal
 import sys
+from enum import IntEnum
 from pathlib import Path
 
 log = logging.getLogger("shtrack")
 
-EXIT_OUTPUT_FAILED = 4                              # disk full or an I/O error while writing outputs
-OUTPUT_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}
+
+class ExitCode(IntEnum):
+    """Every exit code of `shtrack`, in one place (README "Failure behaviour")."""
+    OK = 0
+    BAD_INPUT = 2            # a usage error, an input or weights file that cannot be used, a batch file that failed
+    PARTIAL = 3              # the input ended early: the outputs hold what was read
+    OUTPUT_FAILED = 4        # disk full or an I/O error while writing outputs
+    HANGUP = 129             # SIGHUP
+    INTERRUPTED = 130        # Ctrl-C or SIGTERM
+
+
+EXIT_OUTPUT_FAILED = ExitCode.OUTPUT_FAILED
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends the run as Ctrl-C does (outputs finalised), with its own exit code."""
+
+    def __init__(self, code: ExitCode):
+        super().__init__(code.name.lower())
+        self.code = code
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Raw description and epilog; every option's default shown (unless its help already says it, or it has none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)     # a few times the cores: more only costs (and can exhaust pids)
+
+
+MAX_SMOOTH_LAG = 50    # frames held back by rts: each holds a decoded frame (50 of 1080p: ~300 MB)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .backends import BUNDLED, KINDS
 
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="shtrack", description=__doc__.split("\n")[0],
-                                epilog="\n".join(__doc__.split("\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog="\n".join(__doc__.split("\n")[1:]), formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"shtrack {__version__}")
     src = p.add_argument_group("input")
-    src.add_argument("--source", default="demo",
+    src.add_argument("--source", required=True,
                      help="demo | webcam | device index | video file | RTSP/HTTP URL | folder of images or videos")
+    src.add_argument("--start", metavar="POS", help="first frame to track: a frame number (250) or a time (90s, 1:30)")
+    src.add_argument("--end", metavar="POS", help="last frame to track (a frame number, inclusive) or a time "
+                     "(exclusive: --end 60s tracks the first minute)")
+    src.add_argument("--max-frames", type=_number(1, int), metavar="N", help="track at most N frames")
     out = p.add_argument_group("outputs")
     out.add_argument("--csv", type=Path, help="landmark CSV (OpenFace columns, then the face box)")
     out.add_argument("--jsonl", type=Path, help="JSON lines, one frame per line, with per-landmark confidence")
     out.add_argument("--save-video", type=Path, help="annotated MP4")
     out.add_argument("--save-faces", type=Path, metavar="DIR", help="hallucinated faces of each track as PNG")
-    out.add_argument("--save-faces-every", type=_at_least(1, int), default=10, metavar="N",
+    out.add_argument("--save-faces-every", type=_number(1, int, 10 ** 9), default=10, metavar="N",
                      help="with --save-faces: one PNG per track every N frames")
     out.add_argument("--out", type=Path, metavar="DIR", help="batch mode: one CSV per video of --source DIR")
     out.add_argument("--no-missing-rows", action="store_true", help="no success=0 row for frames without a face")
     out.add_argument("--resume", action="store_true", help="continue an interrupted CSV after its last frame")
     out.add_argument("--ray", metavar="ADDRESS", help="batch mode on a Ray cluster: auto | local | ray://host:port")
-    out.add_argument("--show", action="store_true", help="live window (needs a display and opencv-python)")
+    out.add_argument("--show", action="store_true", help="live window (needs a display and opencv-python<5); the "
+                     "outputs asked for are written as in any run (a file source with none gets the default CSV)")
     out.add_argument("--quiet", action="store_true", help="no progress or summary output")
     model = p.add_argument_group("model")
     which = model.add_mutually_exclusive_group()
@@ -56,24 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backend", default="auto", choices=KINDS,
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
-    model.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    model.add_argument("--threads", type=_number(0, int, MAX_THREADS), default=0,
+                       help=f"inference threads, at most {MAX_THREADS}; 0: the runtime chooses")
     from .detector import DETECTORS
     from .pipeline import TrackerOptions
 
     defaults = TrackerOptions()
     trk = p.add_argument_group("tracking")
-    trk.add_argument("--max-faces", type=_at_least(0, int), default=defaults.max_faces, help="0 = no limit")
-    trk.add_argument("--min-face", type=_at_least(4, float), default=defaults.min_face, metavar="PX",
-                     help=f"smallest face width (landmark box) to look for (default {defaults.min_face:g}; "
-                          "larger is cheaper on wide frames)")
+    trk.add_argument("--max-faces", type=_number(0, int, 10_000), default=defaults.max_faces,
+                     help="most faces tracked at once; 0 = no limit")
+    trk.add_argument("--min-face", type=_number(4, float, 10_000), default=defaults.min_face, metavar="PX",
+                     help="smallest face width (landmark box) to look for; larger is cheaper on wide frames")
     trk.add_argument("--detector", default=defaults.detector, choices=sorted(DETECTORS),
                      help="face detector (yunet: learned, few false faces; haar: OpenCV's cascade)")
-    trk.add_argument("--detect-every", type=_at_least(1, int), default=defaults.detect_every, metavar="N",
+    trk.add_argument("--detect-every", type=_number(1, int, 100_000), default=defaults.detect_every, metavar="N",
                      help="search every part of the frame for new faces once per N frames (the cost is spread "
                           "over them; the first frame and shot changes are searched whole)")
-    trk.add_argument("--min-confidence", type=_at_least(0.0), default=defaults.min_confidence,
+    trk.add_argument("--min-confidence", type=_number(0.0, float, 1.0), default=defaults.min_confidence,
                      help="mean heatmap peak below which a frame counts as a miss")
-    trk.add_argument("--cut-threshold", type=_at_least(0, float), default=defaults.cut_threshold,
+    trk.add_argument("--cut-threshold", type=_number(0, float, 255), default=defaults.cut_threshold,
                      help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
     from .smoothing import MODES
 
@@ -82,33 +128,43 @@ def build_parser() -> argparse.ArgumentParser:
                           "frames; one-euro = a live filter without delay; auto = rts, held back "
                           f"{defaults.rts.lag} frames in files and {defaults.rts.live_lag} on webcams and URLs "
                           "(README, Results)")
-    trk.add_argument("--smooth-lag", type=_at_least(0, int), default=None, metavar="N",
-                     help=f"frames of the future rts waits for (default {defaults.rts.lag} for files, "
-                          f"{defaults.rts.live_lag} for live sources)")
+    trk.add_argument("--smooth-lag", type=_number(0, int, MAX_SMOOTH_LAG), default=None, metavar="N",
+                     help=f"frames of the future rts waits for, at most {MAX_SMOOTH_LAG} (default {defaults.rts.lag} "
+                          f"for files, {defaults.rts.live_lag} for live sources)")
     return p
 
 
-def _at_least(lowest: float, kind=float):
-    """argparse type: a number >= lowest (bad values are a usage error, exit 2)."""
+def _number(lowest: float, kind=float, highest: float | None = None):
+    """argparse type: a number in [lowest, highest] (bad values are a usage error, exit 2). Integers may be
+    written as 1e3 or 1000.0 when they are whole."""
     def parse(text: str):
         try:
-            value = kind(text)
+            value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not value >= lowest:    # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be a number >= {lowest:g}, not {text}")
-        if value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be finite, not {text}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+        if kind is int:
+            if value != int(value):
+                raise argparse.ArgumentTypeError(f"must be a whole number, not {text}")
+            value = int(value)
+        if value < lowest or (highest is not None and value > highest):
+            bound = f"between {lowest:g} and {highest:g}" if highest is not None else f">= {lowest:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
         return value
     return parse
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "train":
+    if not argv:      # a bare `shtrack` explains itself instead of running anything
+        build_parser().print_help(sys.stderr)
+        print("\nshtrack: give --source (try: shtrack --source demo)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    if argv[0] == "train":
         train = _checkout_module("train.__main__", "training")
         return 2 if train is None else train.main(argv[1:], prog="shtrack train")
-    if argv and argv[0] == "export":
+    if argv[0] == "export":
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -119,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"shtrack: error: {exc}", file=sys.stderr)
             return 2
+    if argv[0] == "convert":
+        from .convert import main as convert_main
+
+        return convert_main(argv[1:])
+    if argv[0] == "track":
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
     if args.model:
         from .backends import BUNDLED
@@ -127,24 +189,45 @@ def main(argv: list[str] | None = None) -> int:
     _logging(args.quiet)
     from sht_model.errors import BackendError, WeightsError
 
+    from .sinks import WRITE_FAILURES
     from .sources import SourceError
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig, code in ((signal.SIGTERM, ExitCode.INTERRUPTED), (signal.SIGHUP, ExitCode.HANGUP)):
+        signal.signal(sig, _interrupt_with(code))
     try:
         return run(args)
+    except BrokenPipeError:
+        # The reader of stdout has what it wanted (`| head`): end quietly, like other Unix tools.
+        _silence_stdout()
+        return ExitCode.OK
     except OSError as exc:
-        if exc.errno in OUTPUT_FAILURES:   # the disk, not the input: its own exit code; rows so far are kept
-            print(f"shtrack: error: writing output failed ({exc.strerror}: {exc.filename or ''}); "
+        if exc.errno in WRITE_FAILURES:   # the disk, not the input: its own exit code; rows so far are kept
+            print(f"shtrack: error: writing {exc.filename or 'an output'} failed ({exc.strerror}); "
                   "the rows written before it are kept", file=sys.stderr)
-            return EXIT_OUTPUT_FAILED
+            return ExitCode.OUTPUT_FAILED
         print(f"shtrack: error: {exc}", file=sys.stderr)
-        return 2
-    except (SourceError, WeightsError, BackendError) as exc:
-        print(f"shtrack: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return ExitCode.BAD_INPUT
+    except (SourceError, WeightsError, BackendError, ValueError) as exc:
+        print(f"shtrack: error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    except KeyboardInterrupt as exc:
         print("shtrack: interrupted; outputs written so far are complete", file=sys.stderr)
-        return 130
+        return getattr(exc, "code", ExitCode.INTERRUPTED)
+
+
+def _interrupt_with(code: ExitCode):
+    def handler(signum, frame):
+        raise Interrupted(code)
+    return handler
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _checkout_module(name: str, what: str):
@@ -163,10 +246,6 @@ def _checkout_module(name: str, what: str):
         print(f"shtrack: error: {what} runs from a source checkout with the [train] extra "
               f"(pip install -e '.[train]'): {exc}", file=sys.stderr)
         return None
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _logging(quiet: bool) -> None:
@@ -203,11 +282,20 @@ def _outputs(args):
 
 def run(args) -> int:
     from .backends import load_backend
-    from .run import run_batch, run_source
+    from .run import Span, run_batch, run_source
     from .sources import VIDEO_EXTS, SourceError
 
+    span = Span.parse(args.start, args.end, args.max_frames)
     source = Path(str(args.source))
-    videos = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_EXTS) if source.is_dir() else []
+    videos = []
+    if source.is_dir():
+        for p in sorted(source.iterdir()):
+            if p.suffix.lower() not in VIDEO_EXTS:
+                continue
+            if not p.is_file():     # a FIFO or device named like a video would block the batch
+                log.warning("skipped %s: not a regular file", p)
+                continue
+            videos.append(p)
     if args.out is not None and not videos:
         raise SourceError(f"{args.source}: --out needs a folder of videos ({', '.join(VIDEO_EXTS)})")
     if videos and args.out is None:
@@ -217,17 +305,21 @@ def run(args) -> int:
                           "--save-video and --save-faces name single files: run videos one by one for those")
     if args.ray and not videos:
         raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR")
+    if args.weights is not None and not Path(args.weights).exists():
+        raise SourceError(f"{args.weights}: weights file not found")
     options, outputs = _tracker_options(args), _outputs(args)
     if videos and args.ray:
         from .cluster import run_batch_ray
 
         model = {"weights": args.weights, "kind": args.backend, "device": args.device, "threads": args.threads}
         return run_batch_ray(videos, args.out, args.ray, model, options, outputs).exit_code
-    backend = load_backend(args.weights, args.backend, args.device, args.threads,
-                           faces=args.save_faces is not None)
+
+    def backend():
+        return load_backend(args.weights, args.backend, args.device, args.threads, faces=args.save_faces is not None)
+
     if videos:
-        return run_batch(videos, args.out, backend, options, outputs, args.threads).exit_code
-    return run_source(str(args.source), backend, options, outputs, args.threads)
+        return run_batch(videos, args.out, backend(), options, outputs, args.threads, span).exit_code
+    return run_source(str(args.source), backend, options, outputs, args.threads, span)
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -239,7 +331,7 @@ def export_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", type=Path, help="write an int8 ONNX model (heatmaps only; needs --calibration-data)")
     p.add_argument("--calibration-data", type=Path,
                    help="300W-layout folder; int8 ranges are calibrated on its training split (held-out faces unused)")
-    p.add_argument("--calibration-samples", type=_at_least(1, int), default=200,
+    p.add_argument("--calibration-samples", type=_number(1, int, 100_000), default=200,
                    help="training-split faces whose activations set the int8 ranges")
     return p
 
@@ -260,6 +352,13 @@ def export_main(argv: list[str]) -> int:
     from .backends.onnx_backend import sha256_of
 
     weights = args.weights or DEFAULT_WEIGHTS
+    written = [(flag, path) for flag, path in (("--onnx", args.onnx), ("--int8", args.int8),
+                                                ("--tensorrt", args.tensorrt)) if path]
+    real = {os.path.realpath(path) for _, path in written}
+    if os.path.realpath(weights) in real:
+        p.error(f"{weights}: an output would replace the weights it is exported from")
+    if len(real) < len(written):
+        p.error("two outputs name the same file")
     try:
         model = load_model(weights)
     except WeightsError as exc:

@@ -4,21 +4,28 @@
         for result in track("video.mp4"):
             sink.append(result)
 
-Each writes to `<path>.partial` and renames it into place on close, so a file with the final name is
-always complete; rows are flushed every frame, so an interrupted run keeps every finished frame.
+Each writes to `<path>.partial` and renames it into place when the run ends, so a file with the final name is
+always complete; rows are flushed every frame, so an interrupted run keeps every finished frame. A run that
+fails never puts a shorter file in place of a complete one (_AtomicFile). Drawing is tracker.annotate's.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from .annotate import LandmarkAnnotator, enlarged
 from .types import NUM_LANDMARKS, FrameResult
+
+log = logging.getLogger("shtrack")
 
 OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"]
                     + [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)])
@@ -31,11 +38,30 @@ class OutputError(OSError):
     """An output path that cannot be used (a directory, an unwritable folder, in use by another run)."""
 
 
+WRITE_FAILURES = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG}   # the disk, not the input
+
+
+class Sink(Protocol):
+    """What the run loop writes to: entered once, one `append` per frame, left once. Leaving with an exception
+    decides what becomes of the output (see _AtomicFile)."""
+
+    def __enter__(self) -> "Sink": ...
+    def append(self, result: FrameResult) -> None: ...
+    def __exit__(self, exc_type, exc, tb) -> None: ...
+
+
 class _AtomicFile:
     """Where a sink writes. A regular file (or a new path) is written as `<path>.partial`, locked against a
-    second shtrack run (flock, released when the process ends), and renamed into place on close. A symlink is
-    written through: the link stays and its target gets the result. Anything else that exists (a device, a
-    FIFO) is written directly and never replaced. `-` is standard output (CSV and JSONL)."""
+    second shtrack run (flock, released when the process ends), and renamed into place when the run ends well
+    or is interrupted (Ctrl-C, SIGTERM, SIGHUP: the frames so far are complete). When the run fails instead:
+    before the first frame the partial file goes and the path keeps what it held, byte for byte; after it the
+    partial file is kept under its own name and the path is left alone; a full disk keeps the rows up to the last
+    complete one and renames them into place. A symlink is written through: the link stays and its target gets
+    the result. Anything else that exists (a device, a FIFO) is written directly and never replaced. `-` is
+    standard output (CSV and JSONL).
+
+    `acquire()` checks and locks (no byte of an existing file changes); `__enter__` then opens. The run acquires
+    every output before it opens any, so one refused output leaves the others untouched."""
 
     def __init__(self, path: str | Path, resume: bool = False):
         self.stdout = str(path) == "-"
@@ -45,7 +71,10 @@ class _AtomicFile:
         self.direct = self.stdout or (self.path.exists() and not self.path.is_file() and not self.path.is_dir())
         self.partial = self.path if self.direct else self.path.with_name(self.path.name + ".partial")
         self.resume = resume and not self.direct
+        self.frames = 0                       # frames appended by this run
         self._lock_fd: int | None = None
+        self._moved = False                   # resume: the final file was moved to the partial name
+        self._had_partial = False             # resume: a partial file was there before this run
 
     def check(self) -> None:
         """Refuse a path that cannot take the output, before any frame is read."""
@@ -60,30 +89,78 @@ class _AtomicFile:
         if not os.access(parent, os.W_OK | os.X_OK):
             raise OutputError(f"{self.path}: cannot write in {parent}")
 
-    def _lock(self) -> None:
-        """Create/lock `<path>.partial` without truncating it first (a second run must not wipe the first's)."""
+    def acquire(self) -> None:
+        """Check the path and lock `<path>.partial` (created empty if new, never truncated here)."""
         import fcntl
 
-        if self.resume and self.path.exists() and not self.partial.exists():
-            os.replace(self.path, self.partial)
+        self.check()
+        if self.direct or self._lock_fd is not None:
+            return
+        self._had_partial = self.partial.exists()
         fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise OutputError(f"{self.path}: in use by another shtrack run") from None
-        if not self.resume:
-            os.ftruncate(fd, 0)
         self._lock_fd = fd
+        if self.resume and not self._had_partial and self.path.exists():
+            # Continue the finished file: its rows move to the (locked) partial name until the run ends.
+            os.replace(self.path, self.partial)
+            self._moved = True
+
+    @property
+    def existed(self) -> bool:
+        """After acquire(): the output held something before this run (a final or a partial file)."""
+        return self._had_partial or self._moved
+
+    def abandon_unopened(self, exc_type, exc, tb) -> None:
+        """Leaving a run that failed after `acquire()` and before this output was opened: the path as it was (a
+        resumed file moved back, a new partial file removed), the lock released. Opened outputs end in __exit__."""
+        if not self._opened:
+            self.frames = 0
+            self._end(exc_type or RuntimeError, exc)
+
+    _opened = False
 
     def _open_target(self, mode: str = "w", **kw):
-        self.check()
+        self._opened = True
         if self.stdout:
             return os.fdopen(os.dup(1), "w", **kw)
         if self.direct:
+            self.check()
             return open(self.path, "w", **kw)
-        self._lock()
+        self.acquire()
+        if not self.resume:
+            os.ftruncate(self._lock_fd, 0)
         return open(self.partial, "a", **kw)
+
+    def _write_failed(self, exc: OSError) -> OSError:
+        """A write error with this output's name on it (the disk's errors name no file)."""
+        if exc.filename is None:
+            return OSError(exc.errno, exc.strerror or str(exc), str(self.partial))
+        return exc
+
+    def _end(self, exc_type, exc) -> None:
+        """What becomes of the output (the class docstring): called by each sink's __exit__ after closing."""
+        if self.direct:
+            return self._release()
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self._finalise()
+        elif isinstance(exc, OSError) and exc.errno in WRITE_FAILURES and self.partial.exists():
+            _cut_to_last_line(self.partial)
+            self._finalise()
+        elif self.frames == 0 and not self._had_partial:
+            if self._moved:
+                os.replace(self.partial, self.path)     # the resumed file, as it was
+            elif self.partial.exists():
+                self.partial.unlink()
+            self._release()
+        else:
+            if self.partial.exists() and self.frames:
+                log.warning("%s: the run failed; the frames written so far are kept in %s (%s itself is unchanged)",
+                            self.path, self.partial, self.path.name)
+            self._release()
 
     def _finalise(self) -> None:
         if not self.direct and self.partial.exists():
@@ -94,6 +171,35 @@ class _AtomicFile:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _cut_to_last_line(path: Path) -> None:
+    """Drop a half-written last row (a full disk stops a write midway)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        back = min(size, 1 << 20)
+        f.seek(size - back)
+        tail = f.read(back)
+        cut = tail.rfind(b"\n") + 1
+        if cut < len(tail):
+            f.truncate(size - back + cut)
+
+
+def _close(file) -> None:
+    """Close a file whose buffered rows may no longer fit on the disk (the error was already reported)."""
+    try:
+        file.close()
+    except OSError:
+        pass
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell that spreadsheets show as text: one that starts like a formula (= + - @, tab, CR) gets a
+    leading apostrophe (OWASP's advice for CSV injection). Numbers are never text cells here."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class CsvSink(_AtomicFile):
@@ -107,18 +213,18 @@ class CsvSink(_AtomicFile):
         self.file_column = file_column    # image folders: which photo a row is from, after the box columns
 
     def __enter__(self) -> "CsvSink":
-        existing = self.resume and (self.partial.exists() or self.path.exists())
         self._file = self._open_target(newline="")
         self._writer = csv.writer(self._file)
-        if not existing or self._file.tell() == 0:
-            self._writer.writerow(CSV_COLUMNS + (["file"] if self.file_column else []))
+        if self.stdout or self.direct or self._file.tell() == 0:
+            self._guard(lambda: self._writer.writerow(CSV_COLUMNS + (["file"] if self.file_column else [])))
         return self
 
     def append(self, result: FrameResult) -> None:
         frame, faces = result.frame, result.faces
+        rows = []
         if len(faces) == 0 and self.missing_rows:
-            self._writer.writerow([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
-                                  + [""] * (2 * NUM_LANDMARKS) + [""] * 4 + self._file_cell(frame))
+            rows.append([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
+                        + [""] * (2 * NUM_LANDMARKS) + [""] * 4 + self._file_cell(frame))
         # x_0..x_67, y_0..y_67, then the box: formatted in one operation per row (16 faces a frame: a 2 ms
         # loop of f-strings otherwise).
         values = np.concatenate([faces.xy.transpose(0, 2, 1).reshape(len(faces), 2 * NUM_LANDMARKS), faces.boxes], 1)
@@ -127,19 +233,39 @@ class CsvSink(_AtomicFile):
             row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{scores[i]:.3f}",
                    int(faces.success[i])]
             row += (_COORDINATES % tuple(values[i].tolist())).split(",")
-            self._writer.writerow(row + self._file_cell(frame))
-        self._file.flush()
+            rows.append(row + self._file_cell(frame))
+
+        def write():
+            self._writer.writerows(rows)
+            self._file.flush()
+        self._guard(write)
+        self.frames += 1
+
+    def _guard(self, write) -> None:
+        try:
+            write()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._write_failed(exc) from None
 
     def _file_cell(self, frame) -> list[str]:
-        return [Path(frame.source).name] if self.file_column else []
+        if not self.file_column:
+            return []
+        # Names in any encoding: undecodable bytes written as \x escapes, so the CSV stays UTF-8.
+        name = os.fsencode(Path(frame.source).name).decode("utf-8", "backslashreplace")
+        return [spreadsheet_safe(name)]
 
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-        self._finalise()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        _close(self._file)
+        self._end(exc_type, exc)
 
 
-class JsonlSink(_AtomicFile):
+class JsonlSink(CsvSink):
     """One JSON object per frame, with per-landmark confidence."""
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        super().__init__(path, resume=resume)
 
     def __enter__(self) -> "JsonlSink":
         self._file = self._open_target()
@@ -154,68 +280,36 @@ class JsonlSink(_AtomicFile):
              "landmarks": np.round(faces.xy[i].astype(np.float64), 3).tolist(),
              "landmark_confidence": np.round(faces.confidence[i].astype(np.float64), 3).tolist()}
             for i in range(len(faces))]}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
 
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-        self._finalise()
-
-
-def draw(image: np.ndarray, result: FrameResult) -> np.ndarray:
-    """Landmarks, boxes and ids drawn on a copy of the frame, sized to each face: a dot is 1/60 of the face
-    (so the 68 points of a 20-px face stay 68 points, not one blob); faces whose landmarks failed this frame
-    get their box only, in red."""
-    canvas = image.copy()
-    faces = result.faces
-    font = max(0.35, max(canvas.shape[:2]) / 2400)
-    for i in range(len(faces)):
-        x0, y0, x1, y1 = faces.boxes[i]
-        side = float(x1 - x0)
-        pad = 0.15 * side
-        box_colour = (255, 200, 0) if faces.success[i] else (0, 0, 255)
-        cv2.rectangle(canvas, (int(x0 - pad), int(y0 - pad)), (int(x1 + pad), int(y1 + pad)), box_colour, 1)
-        cv2.putText(canvas, f"{faces.face_id[i]}", (int(x0 - pad), max(0, int(y0 - pad) - 3)),
-                    cv2.FONT_HERSHEY_SIMPLEX, font, box_colour, 1, cv2.LINE_AA)
-        if not faces.success[i]:
-            continue
-        radius = int(round(4 * min(max(side / 60, 0.5), 3.0)))      # in 1/4 px (shift=2)
-        for x, y in faces.xy[i]:
-            cv2.circle(canvas, (int(round(x * 4)), int(round(y * 4))), radius, (0, 255, 0), -1, cv2.LINE_AA, shift=2)
-    return canvas
-
-
-def enlarged(result: FrameResult, at_least: int) -> tuple[np.ndarray, FrameResult]:
-    """The frame enlarged by a whole factor until its longer side is >= at_least, with the faces scaled
-    to match (pixel centres kept): what the video and window sinks draw on."""
-    image = result.frame.image
-    k = max(1, int(np.ceil(at_least / max(image.shape[:2]))))
-    if k == 1:
-        return image, result
-    faces = result.faces[np.arange(len(result.faces))]
-    faces.xy, faces.boxes = faces.xy * k + (k - 1) / 2, faces.boxes * k
-    return cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST), FrameResult(result.frame, faces)
+        def write():
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        self._guard(write)
+        self.frames += 1
 
 
 class VideoSink(_AtomicFile):
     """Annotated MP4 (H.264 when FFmpeg has it, else MPEG-4 Part 2), written with PyAV."""
 
-    def __init__(self, path: str | Path, fps: float = 25.0, upscale_to: int = 480):
+    def __init__(self, path: str | Path, fps: float = 25.0, upscale_to: int = 480,
+                 annotator: LandmarkAnnotator = LandmarkAnnotator()):
         super().__init__(path)
-        self.fps, self.upscale_to = fps, upscale_to
+        self.fps, self.upscale_to, self.annotator = fps, upscale_to, annotator
         self._container = None
 
     def __enter__(self) -> "VideoSink":
-        self.check()
-        if not self.direct:
-            self._lock()
+        self.acquire()
+        self._opened = True
         return self
 
     def _open(self, width: int, height: int) -> None:
         import av
         from fractions import Fraction
 
-        self._container = av.open(str(self.partial), mode="w", format="mp4")   # the partial file is locked
+        target = self.path if self.direct else self.partial     # the partial file is locked
+        # A FIFO or device is written as a stream (no seeking back to write an index): fragmented MP4.
+        options = {"movflags": "frag_keyframe+empty_moov"} if self.direct else {}
+        self._container = av.open(str(target), mode="w", format="mp4", options=options)
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(self.fps).limit_denominator(1000) if self.fps else Fraction(25)
         self._stream = self._container.add_stream(codec, rate=rate)
@@ -226,7 +320,8 @@ class VideoSink(_AtomicFile):
         import av
 
         # Tiny surveillance frames are drawn on an upscaled copy so the 68 points stay visible.
-        canvas = draw(*enlarged(result, self.upscale_to))
+        image, scaled = enlarged(result, self.upscale_to)
+        canvas = self.annotator.annotate(image, scaled.faces)
         h, w = canvas.shape[:2]
         canvas = canvas[: h - h % 2, : w - w % 2]
         if self._container is None:
@@ -234,17 +329,19 @@ class VideoSink(_AtomicFile):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas), format="bgr24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+        self.frames += 1
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self._container is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._finalise()
-        else:   # no frame came: keep whatever the path held, drop the empty partial
-            if not self.direct and self.partial.exists() and self.partial.stat().st_size == 0:
-                self.partial.unlink()
-            self._release()
+            try:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            finally:
+                try:
+                    self._container.close()
+                except OSError:
+                    pass
+        self._end(exc_type, exc)
 
 
 class FaceDumpSink:
@@ -253,7 +350,12 @@ class FaceDumpSink:
     def __init__(self, folder: str | Path, every: int = 10):
         self.folder, self.every = Path(folder), max(1, every)
 
+    def acquire(self) -> None:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OutputError(f"{self.folder}: --save-faces needs a folder, this is a file")
+
     def __enter__(self) -> "FaceDumpSink":
+        self.acquire()
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -266,31 +368,41 @@ class FaceDumpSink:
                 continue
             out = self.folder / f"face_{faces.face_id[i]}"
             out.mkdir(exist_ok=True)
-            cv2.imwrite(str(out / f"{result.frame.index:06d}.png"), faces.hallucinated[i])
+            path = out / f"{result.frame.index:06d}.png"
+            ok, png = cv2.imencode(".png", faces.hallucinated[i])
+            if not ok:
+                raise OSError(errno.EIO, "cannot encode PNG", str(path))
+            with open(path, "wb") as f:       # every write's result is checked: a full disk is an error
+                f.write(png.tobytes())
 
     def __exit__(self, *exc) -> None:
         pass
 
 
 class WindowSink:
-    """Live OpenCV window (webcam --show). Needs a display and opencv-python (not -headless)."""
-
-    def __enter__(self) -> "WindowSink":
-        if "GUI: NONE" in " ".join(cv2.getBuildInformation().split()):
-            raise OSError("--show needs OpenCV built with a GUI; this one is opencv-python-headless: "
-                          "pip uninstall opencv-python-headless && pip install opencv-python")
-        try:
-            cv2.namedWindow("shtrack", cv2.WINDOW_NORMAL)
-        except cv2.error as exc:
-            raise OSError(f"--show cannot open a window (no display?): {str(exc).strip().splitlines()[-1]}") from None
-        return self
+    """Live OpenCV window (--show). Needs a display and opencv-python (not -headless). Closing it (q or Esc)
+    ends the run like Ctrl-C: the outputs so far are complete."""
 
     SMALL = 480     # frames are enlarged to at least this side, so small faces stay visible
 
-    def __init__(self):
+    def __init__(self, annotator: LandmarkAnnotator = LandmarkAnnotator()):
+        self.annotator = annotator
         self._last: float | None = None
         self._fps = 0.0
         self._last_shape = None
+
+    def acquire(self) -> None:
+        if "GUI: NONE" in " ".join(cv2.getBuildInformation().split()):
+            raise OutputError("--show needs OpenCV built with a GUI; this one is opencv-python-headless: "
+                              "pip uninstall opencv-python-headless && pip install 'opencv-python<5'")
+
+    def __enter__(self) -> "WindowSink":
+        self.acquire()
+        try:
+            cv2.namedWindow("shtrack", cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise OutputError(f"--show cannot open a window (no display?): {str(exc).strip().splitlines()[-1]}") from None
+        return self
 
     def append(self, result: FrameResult) -> None:
         import time
@@ -300,7 +412,8 @@ class WindowSink:
             rate = 1 / max(now - self._last, 1e-6)
             self._fps = 0.9 * self._fps + 0.1 * rate if self._fps else rate
         self._last = now
-        canvas = draw(*enlarged(result, self.SMALL))
+        image, scaled = enlarged(result, self.SMALL)
+        canvas = self.annotator.annotate(image, scaled.faces)
         n = int(result.faces.success.sum())
         cv2.putText(canvas, f"{self._fps:5.1f} FPS  {n} face{'s' if n != 1 else ''}", (8, 24),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2, cv2.LINE_AA)

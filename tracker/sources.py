@@ -14,10 +14,17 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
+import os
 
-from .types import Frame
+# Decoded pictures are bounded (OpenCV reads this once, at its first decode): a few-MB PNG can declare
+# gigapixels. 2^26 pixels is an 8192x8192 photo, 200 MB in BGR.
+MAX_IMAGE_PIXELS = 1 << 26
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .types import Frame  # noqa: E402
 
 log = logging.getLogger("shtrack")
 
@@ -72,6 +79,10 @@ def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0
         raise SourceError(f"{text}: no such file or directory")
     if path.is_dir():
         return open_image_folder(path)
+    if not path.is_file():
+        # A FIFO or device would block until a writer comes (or stream without end): streams come as URLs,
+        # cameras as `webcam` or an index.
+        raise SourceError(f"{text}: not a regular file (give a stream as a URL, a camera as an index)")
     return open_video(text, queue_size)
 
 
@@ -214,6 +225,23 @@ def open_webcam(index: int, queue_size: int = 2) -> Source:
     return source
 
 
+def read_image(path: Path) -> np.ndarray | None:
+    """A photo as BGR, or None (unreadable, not an image, over MAX_IMAGE_PIXELS). Read as bytes and decoded in
+    memory: a file name in any encoding works (cv2.imread takes only names it can encode)."""
+    try:
+        if not path.is_file():
+            return None
+        data = np.fromfile(path, np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (OSError, cv2.error):
+        return None
+
+
+def _printable(path: Path) -> str:
+    """A path for a log line, with undecodable bytes shown as escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def open_image_folder(folder: Path, fps: float = 25.0) -> Source:
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not images:
@@ -223,10 +251,10 @@ def open_image_folder(folder: Path, fps: float = 25.0) -> Source:
 
     def frames() -> Iterator[Frame]:
         for i, path in enumerate(images, 1):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = read_image(path)
             if image is None:
                 source.skipped += 1
-                log.warning("%s: skipped unreadable image", path)
+                log.warning("%s: skipped unreadable image", _printable(path))
                 continue
             yield Frame(i, (i - 1) / fps, image, str(path))
 

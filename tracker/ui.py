@@ -22,10 +22,12 @@ class Stats:
         self.frames = 0
         self.faces = 0
         self.frames_with_face = 0
+        self.ids: set[int] = set()
         self.stage_ms: dict[str, list[float]] = defaultdict(list)
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
+        self.ids.update(int(i) for i in result.faces.face_id)
         n = int(result.faces.success.sum()) if len(result.faces) else 0
         self.faces += n
         self.frames_with_face += n > 0
@@ -43,6 +45,14 @@ class Stats:
     def percentiles(self) -> dict[str, tuple[float, float]]:
         return {s: (float(np.percentile(v, 50)), float(np.percentile(v, 95)))
                 for s, v in self.stage_ms.items() if v}
+
+    def lines(self, title: str) -> str:
+        """The end-of-run summary: a few short lines that no terminal width wraps."""
+        found = self.frames_with_face / max(self.frames, 1)
+        stages = ", ".join(f"{s} {p50:.1f}" for s, (p50, _) in self.percentiles().items())
+        return (f"{title}: {self.frames} frames, a face in {found:.1%}, {len(self.ids)} distinct id(s), "
+                f"{self.faces / max(self.frames, 1):.2f} faces/frame, {self.fps:.1f} FPS\n"
+                f"  median ms per frame: {stages}")
 
     def table(self, title: str) -> Table:
         """One row per stage (p50/p95 ms), the run's totals in the caption: fits an 80-column terminal."""
@@ -102,4 +112,4 @@ class Monitor:
         if self._live is not None:
             self._live.__exit__(*exc)
         if not self.quiet:
-            self.console.print(self.stats.table(self.name))
+            self.console.print(self.stats.lines(self.name), soft_wrap=True, highlight=False)

@@ -105,5 +105,6 @@ def load_backend(weights: str | Path | None = None, kind: str = "auto", device: 
         from .tensorrt_backend import TensorRTBackend
 
         backend = TensorRTBackend(weights, faces)
+    backend.weights = weights          # which file runs (the summary and --resume's check name it)
     log.info("backend %s, model %s (%s)", backend.name, backend.cfg.name, weights.name)
     return backend

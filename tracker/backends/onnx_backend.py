@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sht_model.config import DHLNConfig
 
 
 def cache_dir() -> Path:
@@ -15,7 +14,12 @@ def cache_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """In 1 MiB chunks: a weights file of any size hashes in constant memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def open_session(path: Path, options=None):
@@ -39,14 +43,23 @@ def onnx_for(weights: Path, faces: bool = True, options=None):
     if weights.suffix == ".onnx":
         return weights, open_session(weights, options)
     digest = sha256_of(weights)
+    from sht_model.errors import WeightsError
+
     sibling = weights.with_suffix(".onnx")
-    if sibling.exists():
-        session = open_session(sibling, options)
-        outputs = {o.name for o in session.get_outputs()}
-        if (session.get_modelmeta().custom_metadata_map.get("shtrack_source_sha256") == digest
-                and (not faces or "face" in outputs)):
+    if sibling.is_file():     # a sibling that is not a readable export of these weights is passed over
+        try:
+            session = open_session(sibling, options)
+        except WeightsError:
+            session = None
+        if session is not None and (session.get_modelmeta().custom_metadata_map.get("shtrack_source_sha256") == digest
+                                    and (not faces or "face" in {o.name for o in session.get_outputs()})):
             return sibling, session
     cached = cache_dir() / f"{weights.stem}-{digest[:16]}{'' if faces else '-heatmaps'}.onnx"
+    if cached.is_file():
+        try:
+            return cached, open_session(cached, options)
+        except WeightsError:      # a damaged cache entry (an export cut short): made again below
+            cached.unlink()
     if not cached.exists():
         try:
             from sht_model.export import export_onnx
@@ -66,8 +79,10 @@ class OnnxBackend:
 
         from sht_model.errors import WeightsError
 
-        if not weights.is_file():
+        if not weights.exists():
             raise WeightsError(f"{weights}: weights file not found")
+        if not weights.is_file():     # a FIFO or device would block or stream without end
+            raise WeightsError(f"{weights}: not a regular file")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -80,7 +95,9 @@ class OnnxBackend:
         if config is None:
             raise WeightsError(f"{path}: an ONNX model without shtrack's metadata, not a DHLN export "
                                "(make one with `shtrack export --weights W.safetensors --onnx W.onnx`)")
-        self.cfg = DHLNConfig.from_json(config)
+        from sht_model.config import config_from_metadata
+
+        self.cfg = config_from_metadata(path, config)
         self.input_name = self.session.get_inputs()[0].name
         # A user's own .onnx may carry the face output even when it is not wanted; it is fetched only if asked.
         self.faces = faces
