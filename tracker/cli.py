@@ -96,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     which = model.add_mutually_exclusive_group()
     which.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
-    which.add_argument("--model", choices=sorted(BUNDLED), help="bundled weights by name (default cpu-rt; "
-                       "cpu-fast: one stack, faster, less accurate: MODEL_CARD.md)")
+    which.add_argument("--model", choices=sorted(BUNDLED) + ["ladder"],
+                       help="bundled weights by name, one model for every face (cpu-fast: one stack, faster, less "
+                            "accurate: MODEL_CARD.md); ladder: each face to the cheapest model accurate at its size "
+                            "(the default when its models are bundled, else cpu-rt)")
     model.add_argument("--backend", default="auto", choices=KINDS,
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "track":
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    if args.model:
+    if args.model and args.model != "ladder":
         from .backends import BUNDLED
 
         args.weights = BUNDLED[args.model]
@@ -314,8 +316,17 @@ def run(args) -> int:
         model = {"weights": args.weights, "kind": args.backend, "device": args.device, "threads": args.threads}
         return run_batch_ray(videos, args.out, args.ray, model, options, outputs).exit_code
 
+    from .backends import ladder_bundled, load_ladder
+
+    if args.model == "ladder" and not ladder_bundled():
+        raise SourceError("--model ladder: not every model of the ladder is bundled with this install")
+    ladder = args.model == "ladder" or (args.weights is None and ladder_bundled())
+
     def backend():
-        return load_backend(args.weights, args.backend, args.device, args.threads, faces=args.save_faces is not None)
+        faces = args.save_faces is not None
+        if ladder:
+            return load_ladder(args.backend, args.device, args.threads, faces)
+        return load_backend(args.weights, args.backend, args.device, args.threads, faces=faces)
 
     if videos:
         return run_batch(videos, args.out, backend(), options, outputs, args.threads, span).exit_code

@@ -23,6 +23,7 @@ from .crop import crop_faces, faces_to_images, landmarks_to_source
 from .cuts import CutDetector
 from .detector import load_detector
 from .options import TrackerOptions
+from .routing import Ladder
 from .scan import Scanner
 from .smoothing import smoothing_stage
 from .sources import Source, open_source
@@ -43,12 +44,15 @@ class Scan:
 class FaceTracker:
     """Stateful per-stream tracker; feed frames in order with `process(frame)`."""
 
-    def __init__(self, backend: Backend, options: TrackerOptions | None = None, threads: int = 0,
+    def __init__(self, backend: "Backend | Ladder", options: TrackerOptions | None = None, threads: int = 0,
                  first_id: int = 0):
+        """`backend`: one landmark model, or a Ladder of them by face size (tracker.routing)."""
         options = options or TrackerOptions()
-        if options.hallucinate and not backend.faces:
+        self.ladder = backend if isinstance(backend, Ladder) else Ladder.single(backend)
+        self.backend = self.ladder.rungs[-1].backend
+        if options.hallucinate and not self.backend.faces:
             raise ValueError("hallucinated faces asked for, but the backend was loaded without them (faces=True)")
-        self.backend, self.options = backend, options
+        self.options = options
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
         self.tracks = Tracks(options, first_id=first_id)
@@ -73,7 +77,7 @@ class FaceTracker:
     def process(self, frame, timings: dict[str, float] | None = None, scan: Scan | None = None) -> FrameResult:
         """One frame -> its FrameResult. `scan`: this frame's `scan(frame)`, if it was run ahead."""
         timings = {} if timings is None else timings
-        opts, cfg = self.options, self.backend.cfg
+        opts = self.options
         scan = self.scan(frame) if scan is None else scan
         if scan.frame_index != frame.index:
             raise RuntimeError(f"scan of frame {scan.frame_index} given for frame {frame.index}")
@@ -95,16 +99,20 @@ class FaceTracker:
             timings.update(crop=0.0, infer=0.0, heatmaps=0.0)
             return FrameResult(frame, Faces.empty(), timings)
         boxes = self.tracks.boxes()
-        xy, confidence, faces = self._landmarks(frame.image, boxes, timings)
+        rungs = self.ladder.choose(boxes[:, 2] - boxes[:, 0], np.array([tr.rung for tr in self.tracks.active]))
+        for tr, rung in zip(self.tracks.active, rungs):
+            tr.rung = int(rung)
+        xy, confidence, faces = self._landmarks(frame.image, boxes, rungs, timings)
         # New tracks start from the detector's box, which for faces under ~20 px is off by up to 50% in size;
         # their landmarks' own box is closer, so they run once more from it before the confirmation test.
         new = [i for i, tr in enumerate(self.tracks.active) if not tr.confirmed and np.isfinite(xy[i]).all()]
         if new:
             refined = landmark_box(xy[new]).astype(np.float32)
-            xy[new], confidence[new], again = self._landmarks(frame.image, refined, timings)
+            xy[new], confidence[new], again = self._landmarks(frame.image, refined, rungs[new], timings)
             boxes[new] = refined
             if faces is not None:
-                faces[new] = again
+                for i, face in zip(new, again):
+                    faces[i] = face
             for i, box in zip(new, refined):
                 self.tracks.active[i].box = box.copy()
             # The detector is asked again at its canonical scale (a crop around the refined box, the face ~50 px
@@ -118,22 +126,34 @@ class FaceTracker:
         # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
         report = [i for i, tr in enumerate(before) if tr.confirmed]
         ids = np.array([before[i].face_id for i in report], np.int64)
-        hallucinated = faces_to_images(faces[report], cfg) if opts.hallucinate else None
+        hallucinated = [faces[i] for i in report] if opts.hallucinate else None
+        names = np.array(self.ladder.names)[rungs[report]] if report else np.zeros(0, str)
         return FrameResult(frame, Faces(xy[report], confidence[report], boxes[report], ids, success[report],
-                                        hallucinated), timings)
+                                        hallucinated, names), timings)
 
-    def _landmarks(self, image: np.ndarray, boxes: np.ndarray, timings: dict):
-        """Face boxes -> landmarks (n, 68, 2) in source px, confidence (n, 68), hallucinated faces or None;
-        every face of the frame in one backend call. Stage times add up in `timings`."""
-        cfg = self.backend.cfg
-        t = time.perf_counter()
-        batch, matrices = crop_faces(image, boxes, cfg)
-        t = _lap(timings, "crop", t, add=True)
-        heatmaps, faces = self.backend.infer(batch)
-        t = _lap(timings, "infer", t, add=True)
-        xy_hm, confidence = decode(heatmaps, cfg.heatmap_sigma)
-        xy = landmarks_to_source(xy_hm, matrices, cfg)
-        _lap(timings, "heatmaps", t, add=True)
+    def _landmarks(self, image: np.ndarray, boxes: np.ndarray, rungs: np.ndarray, timings: dict):
+        """Face boxes and their ladder rungs -> landmarks (n, 68, 2) in source px, confidence (n, 68), the
+        hallucinated faces (a list of BGR images, or None); one backend call per rung that has faces. Stage
+        times add up in `timings`."""
+        n = len(boxes)
+        xy = np.empty((n, 68, 2), np.float32)
+        confidence = np.empty((n, 68), np.float32)
+        faces = [None] * n if self.options.hallucinate else None
+        for r in np.unique(rungs):
+            which = np.flatnonzero(rungs == r)
+            backend = self.ladder.rungs[r].backend
+            cfg = backend.cfg
+            t = time.perf_counter()
+            batch, matrices = crop_faces(image, boxes[which], cfg)
+            t = _lap(timings, "crop", t, add=True)
+            heatmaps, hallucinated = backend.infer(batch)
+            t = _lap(timings, "infer", t, add=True)
+            xy_hm, conf = decode(heatmaps, cfg.heatmap_sigma)
+            xy[which], confidence[which] = landmarks_to_source(xy_hm, matrices, cfg), conf
+            if faces is not None and hallucinated is not None:
+                for i, face in zip(which, faces_to_images(hallucinated, cfg)):
+                    faces[i] = face
+            _lap(timings, "heatmaps", t, add=True)
         return xy, confidence, faces
 
 

@@ -29,9 +29,9 @@ log = logging.getLogger("shtrack")
 
 OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"]
                     + [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)])
-EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1"]
+EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1", "model"]    # model: which ladder model gave the row
 CSV_COLUMNS = OPENFACE_COLUMNS + EXTRA_COLUMNS
-_COORDINATES = ",".join(["%.3f"] * (2 * NUM_LANDMARKS + 4))     # x_*, y_*, box: 3 decimals
+_COORDINATES = ",".join(["%.3f"] * (2 * NUM_LANDMARKS + 4))     # x_*, y_*, box: 3 decimals (then the model)
 
 
 class OutputError(OSError):
@@ -224,7 +224,7 @@ class CsvSink(_AtomicFile):
         rows = []
         if len(faces) == 0 and self.missing_rows:
             rows.append([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
-                        + [""] * (2 * NUM_LANDMARKS) + [""] * 4 + self._file_cell(frame))
+                        + [""] * (2 * NUM_LANDMARKS) + [""] * 5 + self._file_cell(frame))
         # x_0..x_67, y_0..y_67, then the box: formatted in one operation per row (16 faces a frame: a 2 ms
         # loop of f-strings otherwise).
         values = np.concatenate([faces.xy.transpose(0, 2, 1).reshape(len(faces), 2 * NUM_LANDMARKS), faces.boxes], 1)
@@ -233,6 +233,7 @@ class CsvSink(_AtomicFile):
             row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{scores[i]:.3f}",
                    int(faces.success[i])]
             row += (_COORDINATES % tuple(values[i].tolist())).split(",")
+            row.append(str(faces.model[i]) if faces.model is not None else "")
             rows.append(row + self._file_cell(frame))
 
         def write():
@@ -276,6 +277,7 @@ class JsonlSink(CsvSink):
         record = {"frame": result.frame.index, "timestamp": round(result.frame.timestamp, 6), "faces": [
             {"face_id": int(faces.face_id[i]), "confidence": round(float(faces.score[i]), 4),
              "success": bool(faces.success[i]), "box": [round(float(v), 3) for v in faces.boxes[i]],
+             "model": str(faces.model[i]) if faces.model is not None else None,
              # float64 before rounding: a rounded float32 printed as a Python float is 131.718994140625
              "landmarks": np.round(faces.xy[i].astype(np.float64), 3).tolist(),
              "landmark_confidence": np.round(faces.confidence[i].astype(np.float64), 3).tolist()}

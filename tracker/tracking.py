@@ -76,6 +76,7 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # px per frame, of the landmark-box centre
     centre: np.ndarray | None = None     # the last measured landmark-box centre
     lost: "LostFace | None" = None       # a tentative track where a lost face was: the face it would be
+    rung: int = -1                       # the ladder rung (tracker.routing) its landmarks come from; -1: none yet
 
 
 @dataclass(eq=False)

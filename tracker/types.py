@@ -33,6 +33,7 @@ class Faces:
     face_id: np.ndarray                     # (n,) int64, stable per track
     success: np.ndarray                     # (n,) bool: landmarks trusted (confidence above threshold)
     hallucinated: list[np.ndarray] | None = field(default=None, repr=False)  # n x (S, S, 3) uint8 BGR
+    model: np.ndarray | None = None         # (n,) str: which model of the ladder gave each face (tracker.routing)
 
     def __post_init__(self):
         # Validated, never reshaped: a transposed (n, 2, 68) array reshaped to (n, 68, 2) would scramble points.
@@ -42,6 +43,8 @@ class Faces:
         self.boxes = _checked("boxes", self.boxes, np.float32, (n, 4))
         self.face_id = _checked("face_id", self.face_id, np.int64, (n,))
         self.success = _checked("success", self.success, bool, (n,))
+        if self.model is not None:
+            self.model = _checked("model", self.model, str, (n,))
         if self.hallucinated is not None and len(self.hallucinated) != n:
             raise ValueError(f"hallucinated has {len(self.hallucinated)} faces, xy has {n}")
 
@@ -51,7 +54,8 @@ class Faces:
     def __getitem__(self, index) -> "Faces":
         idx = np.atleast_1d(np.arange(len(self))[index])
         hall = [self.hallucinated[i] for i in idx] if self.hallucinated is not None else None
-        return Faces(self.xy[idx], self.confidence[idx], self.boxes[idx], self.face_id[idx], self.success[idx], hall)
+        return Faces(self.xy[idx], self.confidence[idx], self.boxes[idx], self.face_id[idx], self.success[idx], hall,
+                     None if self.model is None else self.model[idx])
 
     @property
     def score(self) -> np.ndarray:

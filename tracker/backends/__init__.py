@@ -9,6 +9,7 @@ CUDA and torch-tensorrt are present, else ONNX Runtime).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +43,9 @@ WEIGHTS = {
     "cpu-fast-int8": BundledWeights(ASSETS / "shtrack-cpu-fast-int8.onnx", "cpu-fast", "int8", "heatmaps only"),
 }
 BUNDLED = {tag: w.file for tag, w in WEIGHTS.items()}
+# The ladder (tracker.routing): each face to the first model whose bound (face width, landmark box, source px)
+# it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model.
+LADDER = (("cpu-small", 26.0), ("cpu-rt", math.inf))
 DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
@@ -106,5 +110,19 @@ def load_backend(weights: str | Path | None = None, kind: str = "auto", device: 
 
         backend = TensorRTBackend(weights, faces)
     backend.weights = weights          # which file runs (the summary and --resume's check name it)
+    backend.tag = next((t for t, w in WEIGHTS.items() if w.file == weights), weights.stem)   # the CSV's model
     log.info("backend %s, model %s (%s)", backend.name, backend.cfg.name, weights.name)
     return backend
+
+
+def ladder_bundled() -> bool:
+    """Every model of LADDER ships with this install (the default is then the ladder)."""
+    return all(tag in WEIGHTS and WEIGHTS[tag].file.exists() for tag, _ in LADDER)
+
+
+def load_ladder(kind: str = "auto", device: str = "cpu", threads: int = 0, faces: bool = False, ladder=LADDER):
+    """The bundled models of `ladder` as a tracker.routing.Ladder."""
+    from ..routing import Ladder, Rung
+
+    return Ladder([Rung(tag, load_backend(WEIGHTS[tag].file, kind, device, threads, faces), below)
+                   for tag, below in ladder])
