@@ -275,10 +275,12 @@ def _steadiness(tracked: list, truth: np.ndarray) -> dict:
     return {"jitter": float(np.mean(jitter)) if jitter else float("nan"), "lag": lag(sequences)}
 
 
-def run_shtrack(video: Path, model: str, csv_path: Path, extra: list[str] = ()) -> float:
-    """Wall seconds of the whole `shtrack` process (imports and model loading included)."""
-    cmd = [sys.executable, "-m", "tracker.cli", "--source", str(video), "--csv", str(csv_path), "--quiet",
-           "--model", model, "--backend", "onnxruntime", *extra]
+def run_shtrack(video: Path, model: str, csv_path: Path, extra: list[str] = (), exe: str | None = None) -> float:
+    """Wall seconds of the whole `shtrack` process (imports and model loading included). model "default": no
+    --model flag (each version's own default). exe: another installed version's `shtrack` (--versus)."""
+    program = [exe] if exe else [sys.executable, "-m", "tracker.cli"]
+    cmd = [*program, "--source", str(video), "--csv", str(csv_path), "--quiet",
+           *([] if model == "default" else ["--model", model]), "--backend", "onnxruntime", *extra]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -437,7 +439,13 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.crowd", description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["cpu-rt", "cpu-fast-int8"])
+    p.add_argument("--models", nargs="+", default=["cpu-rt", "cpu-fast-int8"],
+                   help="bundled tags, or default (no --model flag: the ladder where it is bundled)")
+    p.add_argument("--versus", nargs="*", default=[], metavar="LABEL=SHTRACK",
+                   help="another installed version's shtrack executable (e.g. v0.2.0=../venv-v020/bin/shtrack), run "
+                        "with its default model on every scene, alternating with --models over --rounds; reports "
+                        "each model's FPS ratio to it (this machine's speed drifts: only same-run ratios count)")
+    p.add_argument("--rounds", type=int, default=1, help="timed runs per model and scene (the median counts)")
     p.add_argument("--frames", type=int, default=125)
     p.add_argument("--no-street", action="store_true")
     p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
@@ -469,13 +477,23 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"models": args.models, "detector": args.detector, "frames": args.frames, "scenes": [], "street": {}}
     extra = ["--detector", args.detector]
+    versus = dict(v.split("=", 1) for v in args.versus)
+    runs = [(m, m, None) for m in args.models] + [(label, "default", exe) for label, exe in versus.items()]
     for spec, video, truth in scenes(args.frames, held_out):
         entry = {"scene": spec.name, "models": {}}
-        for model in args.models:
-            csv_path = out_dir / f"{video.stem}_{model}_{args.detector}.csv"
-            wall = run_shtrack(video, model, csv_path, extra)
+        walls = {label: [] for label, _, _ in runs}
+        for _ in range(args.rounds):        # alternating: drift of the machine's speed hits every label alike
+            for label, model, exe in runs:
+                csv_path = out_dir / f"{video.stem}_{label}_{args.detector}.csv"
+                walls[label].append(run_shtrack(video, model, csv_path, extra, exe))
+        for label, _, _ in runs:
+            csv_path = out_dir / f"{video.stem}_{label}_{args.detector}.csv"
+            wall = float(np.median(walls[label]))
             scores = score(truth, read_csv(csv_path, len(truth)), spec.width, spec.height)
-            entry["models"][model] = {**scores, "fps": len(truth) / wall, "wall_s": wall}
+            entry["models"][label] = {**scores, "fps": len(truth) / wall, "wall_s": wall, "walls": walls[label]}
+        for label in versus:
+            for model in args.models:
+                entry["models"][model][f"speed_vs_{label}"] = entry["models"][model]["fps"] / entry["models"][label]["fps"]
         entry["smoothing"] = {}
         for mode in args.smoothing:
             csv_path = out_dir / f"{video.stem}_{args.models[0]}_{args.detector}_{mode}.csv"
@@ -485,19 +503,21 @@ def main(argv: list[str] | None = None) -> int:
             entry["smoothing"][mode] = {**scores, "fps": len(truth) / wall}
         results["scenes"].append(entry)
         console.print(json.dumps(entry, indent=1))
+    results["versus"] = versus
     if not args.no_street:
         for model in args.models:
             results["street"][model] = street(model, out_dir, extra)
     rows = []
     for entry in results["scenes"]:
         for model, r in entry["models"].items():
+            ratios = " ".join(f"{r[f'speed_vs_{v}']:.2f}x" for v in versus if f"speed_vs_{v}" in r)
             rows.append([entry["scene"], model, f"{r['recall']:.3f}",
                          " / ".join(f"{k}: {v:.3f}" for k, v in r["recall_by_width"].items()),
                          f"{r['false_per_frame']:.3f}", f"{r['nme']:.2%}", f"{r['fr_008']:.1%}",
-                         f"{r['id_switches_per_1000']:.1f}", f"{r['fps']:.1f}"])
+                         f"{r['id_switches_per_1000']:.1f}", f"{r['fps']:.1f}", ratios])
     console.print(table(f"crowd scenes (held-out 300W faces, default flags, detector {args.detector})",
                         ["scene", "model", "recall", "recall by width", "false/frame", "NME", "FR@0.08",
-                         "id sw./1k", "FPS e2e"], rows))
+                         "id sw./1k", "FPS e2e", "speed vs " + ",".join(versus) if versus else ""], rows))
     rows = []
     for entry in results["scenes"]:
         modes = {"rts (default)": entry["models"][args.models[0]], **entry["smoothing"]}

@@ -6,6 +6,7 @@
     shtrack --source webcam --show
     shtrack train dhln ...                         # training (python -m train)
     shtrack export --weights W.safetensors --onnx W.onnx
+    shtrack convert run.csv run.parquet            # landmark tables between CSV and Parquet
     shtrack export --weights W.safetensors --int8 W-int8.onnx --calibration-data ../shared/data/300w_train
 Exit codes: 0 success, 2 bad input (or a file of a batch failed), 3 the input ended early (outputs partial),
 4 writing outputs failed (disk full, I/O error; rows so far kept), 129 hung up (SIGHUP), 130 interrupted (Ctrl-C,
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--csv", type=Path, help="landmark CSV (OpenFace columns, then the face box)")
     out.add_argument("--jsonl", type=Path, help="JSON lines, one frame per line, with per-landmark confidence")
+    out.add_argument("--parquet", type=Path, help="the CSV's columns as Parquet, float32, for long runs (pip install "
+                     "'shtrack[parquet]'); `shtrack convert` goes between the two")
     out.add_argument("--save-video", type=Path, help="annotated MP4")
     out.add_argument("--save-faces", type=Path, metavar="DIR", help="hallucinated faces of each track as PNG")
     out.add_argument("--save-faces-every", type=_number(1, int, 10 ** 9), default=10, metavar="N",
@@ -277,7 +280,7 @@ def _tracker_options(args):
 def _outputs(args):
     from .run import Outputs
 
-    return Outputs(csv=args.csv, jsonl=args.jsonl, video=args.save_video, faces=args.save_faces,
+    return Outputs(csv=args.csv, jsonl=args.jsonl, parquet=args.parquet, video=args.save_video, faces=args.save_faces,
                    faces_every=args.save_faces_every, show=args.show, missing_rows=not args.no_missing_rows,
                    resume=args.resume, quiet=args.quiet)
 
@@ -302,7 +305,7 @@ def run(args) -> int:
         raise SourceError(f"{args.source}: --out needs a folder of videos ({', '.join(VIDEO_EXTS)})")
     if videos and args.out is None:
         raise SourceError(f"{args.source}: a folder of videos needs --out DIR (one CSV per video)")
-    if videos and (args.jsonl or args.save_video or args.save_faces or args.csv):
+    if videos and (args.jsonl or args.parquet or args.save_video or args.save_faces or args.csv):
         raise SourceError(f"{args.source}: batch mode writes one CSV per video into --out; --csv, --jsonl, "
                           "--save-video and --save-faces name single files: run videos one by one for those")
     if args.ray and not videos:

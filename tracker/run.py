@@ -39,6 +39,7 @@ class Outputs:
     (`with_defaults`)."""
     csv: Path | None = None
     jsonl: Path | None = None
+    parquet: Path | None = None              # the CSV's columns as Parquet (the [parquet] extra)
     video: Path | None = None                # annotated MP4
     faces: Path | None = None                # folder of hallucinated faces
     faces_every: int = 10
@@ -51,7 +52,7 @@ class Outputs:
     def with_defaults(self, name: str) -> "Outputs":
         """shtrack_out/<name>.csv and <name>_annotated.mp4 when no file output was asked for (the live window is
         not one: `--show` on a file also writes the default CSV)."""
-        if any([self.csv, self.jsonl, self.video, self.faces]):
+        if any([self.csv, self.jsonl, self.parquet, self.video, self.faces]):
             return self
         if self.show:
             stem = "demo" if name == "demo" else Path(name).stem
@@ -61,7 +62,7 @@ class Outputs:
         return dataclasses.replace(self, csv=Path("shtrack_out") / f"{stem}.csv", video=video)
 
     def summary_path(self) -> Path | None:
-        for path in (self.csv, self.jsonl):
+        for path in (self.csv, self.jsonl, self.parquet):
             if path is not None and str(path) != "-" and self.summary:
                 return path.with_name(path.name.rsplit(".", 1)[0] + ".summary.json")
         return None
@@ -131,7 +132,7 @@ def parse_position(text: str) -> tuple[float, bool]:
 
 
 def _sinks(outputs: Outputs, src: Source):
-    from .sinks import CsvSink, FaceDumpSink, JsonlSink, VideoSink, WindowSink
+    from .sinks import CsvSink, FaceDumpSink, JsonlSink, ParquetSink, VideoSink, WindowSink
 
     sinks = []
     if outputs.show:   # first: a machine without a GUI fails before any output file is touched
@@ -140,6 +141,8 @@ def _sinks(outputs: Outputs, src: Source):
         sinks.append(CsvSink(outputs.csv, outputs.missing_rows, resume=outputs.resume, file_column=src.photos))
     if outputs.jsonl:
         sinks.append(JsonlSink(outputs.jsonl, resume=outputs.resume))
+    if outputs.parquet:
+        sinks.append(ParquetSink(outputs.parquet, outputs.missing_rows, file_column=src.photos))
     if outputs.video:
         sinks.append(VideoSink(outputs.video, src.fps or 25.0))
     if outputs.faces:
@@ -152,7 +155,7 @@ def check_outputs(outputs: Outputs, spec: str) -> None:
     opened."""
     from .sinks import OutputError
 
-    named = [(flag, p) for flag, p in (("--csv", outputs.csv), ("--jsonl", outputs.jsonl),
+    named = [(flag, p) for flag, p in (("--csv", outputs.csv), ("--jsonl", outputs.jsonl), ("--parquet", outputs.parquet),
                                         ("--save-video", outputs.video), ("--save-faces", outputs.faces),
                                         ("summary", outputs.summary_path()))
              if p is not None and str(p) != "-"]
@@ -225,7 +228,8 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
     if src.ended_early:
         log.warning("%s: ended early, after frame %d: the outputs are partial", src.name, src.frames_read)
         return EXIT_PARTIAL
-    for label, path in (("csv", outputs.csv), ("jsonl", outputs.jsonl), ("video", outputs.video),
+    for label, path in (("csv", outputs.csv), ("jsonl", outputs.jsonl), ("parquet", outputs.parquet),
+                        ("video", outputs.video),
                         ("faces", outputs.faces), ("summary", summary.path)):
         if path and str(path) != "-" and not outputs.quiet:
             log.info("%s: %s", label, path)
@@ -448,7 +452,8 @@ def batch_names(videos: list[Path]) -> dict[Path, str]:
 
 def batch_outputs(outputs: Outputs, csv: Path) -> Outputs:
     """A batch writes one CSV per video (and its summary) and nothing else."""
-    return dataclasses.replace(outputs, csv=csv, jsonl=None, video=None, faces=None, show=False, quiet=True)
+    return dataclasses.replace(outputs, csv=csv, jsonl=None, parquet=None, video=None, faces=None, show=False,
+                               quiet=True)
 
 
 @dataclass

@@ -428,3 +428,141 @@ class WindowSink:
 
     def __exit__(self, *exc) -> None:
         cv2.destroyAllWindows()
+
+
+PARQUET_ROW_GROUP_FRAMES = 1000     # frames per row group (and per part file while the run goes)
+
+
+class ParquetSink(_AtomicFile):
+    """The CSV's columns as Parquet (pyarrow, the `[parquet]` extra): float32 landmarks, box and confidence,
+    zstd with byte-stream-split floats, one row group per PARQUET_ROW_GROUP_FRAMES frames. While the run goes,
+    each finished row group is its own complete file in `<path>.parts/` (readable whatever happens to the process
+    later: `shtrack convert <path>.parts out.parquet` joins them); when the run ends the parts become `<path>`."""
+
+    def __init__(self, path: str | Path, missing_rows: bool = True, file_column: bool = False,
+                 frames_per_group: int = PARQUET_ROW_GROUP_FRAMES):
+        super().__init__(path)
+        if self.stdout or self.direct:
+            raise OutputError(f"{path}: --parquet writes a regular file (not standard output, a FIFO or a device)")
+        self.missing_rows, self.file_column, self.frames_per_group = missing_rows, file_column, frames_per_group
+        self.parts = self.path.with_name(self.path.name + ".parts")
+        self._rows: list = []
+        self._frames_in_group = 0
+
+    def __enter__(self) -> "ParquetSink":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise OutputError("--parquet needs pyarrow: pip install 'shtrack[parquet]'") from None
+        self._opened = True
+        self.acquire()
+        if self.parts.exists():
+            for old in self.parts.glob("part-*.parquet"):
+                old.unlink()
+        self.parts.mkdir(exist_ok=True)
+        return self
+
+    def append(self, result: FrameResult) -> None:
+        frame, faces = result.frame, result.faces
+        name = [Path(frame.source).name] if self.file_column else []
+        if len(faces) == 0 and self.missing_rows:
+            self._rows.append((frame.index, -1, frame.timestamp, 0.0, 0, None, None, "", *name))
+        for i in range(len(faces)):
+            self._rows.append((frame.index, int(faces.face_id[i]), frame.timestamp, float(faces.score[i]),
+                               int(faces.success[i]), faces.xy[i], faces.boxes[i],
+                               str(faces.model[i]) if faces.model is not None else "", *name))
+        self._frames_in_group += 1
+        self.frames += 1
+        if self._frames_in_group >= self.frames_per_group:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow.parquet as pq
+
+        n = len(list(self.parts.glob("part-*.parquet")))
+        tmp = self.parts / f"part-{n:06d}.parquet.partial"
+        try:
+            pq.write_table(parquet_table(self._rows, self.file_column), tmp, **PARQUET_OPTIONS)
+            os.replace(tmp, self.parts / f"part-{n:06d}.parquet")
+        except OSError as exc:
+            raise self._write_failed(exc) from None
+        self._rows, self._frames_in_group = [], 0
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        keep = exc_type is None or issubclass(exc_type, KeyboardInterrupt)
+        if keep:
+            self._flush_group()
+            join_parquet(sorted(self.parts.glob("part-*.parquet")), self.partial)
+            for part in self.parts.glob("part-*.parquet"):
+                part.unlink()
+            self.parts.rmdir()
+            return self._end(None, None)
+        if self.parts.exists() and not any(self.parts.iterdir()):
+            self.parts.rmdir()
+        elif self.parts.exists():
+            log.warning("%s: the run failed; its finished row groups are kept in %s (shtrack convert joins them)",
+                        self.path, self.parts)
+        if self.partial.exists() and self.partial.stat().st_size == 0:
+            self.partial.unlink()
+        self._release()
+
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 9, "use_dictionary": ["model", "file"],
+                   "use_byte_stream_split": [f"{a}_{i}" for a in "xy" for i in range(NUM_LANDMARKS)]
+                   + EXTRA_COLUMNS[:4]}
+
+
+def parquet_schema(file_column: bool = False):
+    import pyarrow as pa
+
+    fields = [("frame", pa.int32()), ("face_id", pa.int32()), ("timestamp", pa.float64()),
+              ("confidence", pa.float32()), ("success", pa.int8())]
+    fields += [(c, pa.float32()) for c in OPENFACE_COLUMNS[5:]] + [(c, pa.float32()) for c in EXTRA_COLUMNS[:4]]
+    fields += [("model", pa.string())] + ([("file", pa.string())] if file_column else [])
+    return pa.schema(fields)
+
+
+def parquet_table(rows: list, file_column: bool):
+    """Rows (frame, face_id, timestamp, confidence, success, xy (68, 2) or None, box (4,) or None, model[, file])
+    -> a pyarrow Table with the CSV's columns."""
+    import pyarrow as pa
+
+    n = len(rows)
+    coords = np.full((n, 2 * NUM_LANDMARKS + 4), np.nan, np.float32)
+    for k, row in enumerate(rows):
+        if row[5] is not None:
+            coords[k, :2 * NUM_LANDMARKS] = np.asarray(row[5], np.float32).T.reshape(-1)
+            coords[k, 2 * NUM_LANDMARKS:] = row[6]
+    columns = [pa.array([r[0] for r in rows], pa.int32()), pa.array([r[1] for r in rows], pa.int32()),
+               pa.array([r[2] for r in rows], pa.float64()), pa.array([r[3] for r in rows], pa.float32()),
+               pa.array([r[4] for r in rows], pa.int8())]
+    missing = np.isnan(coords)
+    columns += [pa.array(coords[:, j], pa.float32(), mask=missing[:, j]) for j in range(coords.shape[1])]
+    columns.append(pa.array([r[7] for r in rows], pa.string()))
+    if file_column:
+        columns.append(pa.array([r[8] for r in rows], pa.string()))
+    return pa.Table.from_arrays(columns, schema=parquet_schema(file_column))
+
+
+def join_parquet(parts: list[Path], out: Path) -> int:
+    """Parquet files of one schema -> one file, row group by row group (constant memory). -> rows written."""
+    import pyarrow.parquet as pq
+
+    rows, writer = 0, None
+    try:
+        for part in parts:
+            f = pq.ParquetFile(part)
+            for g in range(f.num_row_groups):
+                table = f.read_row_group(g)
+                if writer is None:
+                    writer = pq.ParquetWriter(out, table.schema, **PARQUET_OPTIONS)
+                writer.write_table(table)
+                rows += table.num_rows
+        if writer is None:
+            pq.write_table(parquet_schema().empty_table(), out, **PARQUET_OPTIONS)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
