@@ -1,6 +1,6 @@
-"""Regenerate the README's results section from benchmarks/results/*.json (no numbers are typed by hand).
+"""Regenerate the results page (docs/results.md) from benchmarks/results/*.json (no numbers are typed by hand).
 
-    python -m benchmarks.report            # rewrite the block between the results markers in README.md
+    python -m benchmarks.report            # rewrite the block between the results markers in docs/results.md
     python -m benchmarks.report --run      # first run model_latency, speed and lowres, then rewrite
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .common import RESULTS, markdown_header, pct, replace_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -90,7 +90,7 @@ def lowres_section() -> list[str]:
                       "full-resolution frames of the held-out clips (frames where MediaPipe lost the face "
                       "excluded): part of MediaPipe's error at every width is this convention gap, not tracking "
                       "error."]
-    lines += ["", "![NME vs face size](benchmarks/results/nme_vs_face_size.png) ![CED](benchmarks/results/ced.png)", ""]
+    lines += ["", "![NME vs face size](results-img/nme_vs_face_size.png) ![CED](results-img/ced.png)", ""]
     return lines + smoothing_section(data)
 
 
@@ -146,7 +146,7 @@ def crowd_section() -> list[str]:
         lines.append(f"`street_1080p.mp4` with {model}: {r['faces_per_frame']:.2f} faces per frame, "
                      f"{r['distinct_ids']} ids over {r['frames']} frames, {r['fps_with_video_sink']:.1f} FPS "
                      "(annotated video written too).")
-    lines += ["", "![crowd](benchmarks/results/crowd.png)", ""]
+    lines += ["", "![crowd](results-img/crowd.png)", ""]
     return lines + crowd_costs() + crowd_smoothing(data)
 
 

@@ -430,3 +430,49 @@ def test_sighup_and_sigterm_end_the_run_with_outputs_finalised(tmp_path, tiny_we
         rows = _rows(out)
         assert rows and not partial.exists() and len({r["frame"] for r in rows}) < 400
         assert json.loads(out.with_name(f"o{code}.summary.json").read_text())["interrupted"] is True
+
+
+# --- the Python API fails early ------------------------------------------------------------------------------
+
+def test_track_raises_at_the_call_for_a_bad_weights_path_or_source(tmp_path):
+    from sht_model.errors import WeightsError
+    from tracker import track
+    from tracker.sources import SourceError
+
+    with pytest.raises(WeightsError):
+        track("demo", weights=tmp_path / "missing.safetensors")      # no next() needed
+    with pytest.raises(SourceError):
+        track(str(tmp_path / "missing.mp4"))
+
+
+def test_from_pretrained_and_update_track_one_image_at_a_time():
+    from tracker import FaceTracker
+    from tracker.demo import demo_frames
+
+    tracker = FaceTracker.from_pretrained("cpu-rt")
+    faces = [tracker.update(image) for image in list(demo_frames())[:3]]
+    assert all(len(f) == 1 and f.xy.shape == (1, 68, 2) for f in faces)
+    assert len({int(f.face_id[0]) for f in faces}) == 1 and faces[-1].model.tolist() == ["cpu-rt"]
+    with pytest.raises(ValueError, match="unknown model"):
+        FaceTracker.from_pretrained("cpu-huge")
+
+
+def test_onnx_runtime_on_cuda_without_its_gpu_build_is_one_line():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed: the gpu test runs instead")
+    code, err = _run("--source", "demo", "--backend", "onnxruntime", "--device", "cuda", "--quiet")
+    assert code == 2 and "onnxruntime-gpu" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.gpu
+def test_onnx_runtime_on_cuda_tracks_the_demo(tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu and a CUDA device")
+    code, err = _run("--source", "demo", "--backend", "onnxruntime", "--device", "cuda", "--csv",
+                     str(tmp_path / "g.csv"), "--quiet")
+    assert code == 0, err
+    assert sum(r["success"] == "1" for r in _rows(tmp_path / "g.csv")) >= 95

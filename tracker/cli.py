@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the default when its models are bundled, else cpu-rt)")
     model.add_argument("--backend", default="auto", choices=KINDS,
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
-    model.add_argument("--device", default="cpu", help="cpu | cuda[:N] (torch backend)")
+    model.add_argument("--device", default="cpu", help="cpu | cuda[:N]: torch, tensorrt, or onnxruntime with the "
+                       "onnxruntime-gpu package (its CUDA / TensorRT providers)")
     model.add_argument("--threads", type=_number(0, int, MAX_THREADS), default=0,
                        help=f"inference threads, at most {MAX_THREADS}; 0: the runtime chooses")
     from .detector import DETECTORS

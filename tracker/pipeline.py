@@ -28,7 +28,7 @@ from .scan import Scanner
 from .smoothing import smoothing_stage
 from .sources import Source, open_source
 from .tracking import Tracks
-from .types import Faces, FrameResult
+from .types import Faces, Frame, FrameResult
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,31 @@ class FaceTracker:
         self._frames = 0                  # frames processed (re-check schedule)
         self._scanned = 0                 # frames scanned (may run one ahead of _frames)
         self._source: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, name: str = "default", backend: str = "auto", device: str = "cpu", threads: int = 0,
+                        **option_overrides) -> "FaceTracker":
+        """A tracker with bundled weights: a tag of tracker.backends.WEIGHTS ("cpu-rt", "cpu-fast", ...), "ladder",
+        or "default" (the ladder where it is bundled, else cpu-rt)."""
+        from .backends import WEIGHTS, load_ladder
+
+        options = TrackerOptions(**option_overrides)
+        if name == "ladder":
+            model = load_ladder(backend, device, threads, options.hallucinate)
+        elif name == "default":
+            model = _default_models(None, backend, device, threads, options.hallucinate)
+        elif name in WEIGHTS:
+            model = load_backend(WEIGHTS[name].file, backend, device, threads, faces=options.hallucinate)
+        else:
+            raise ValueError(f"unknown model {name!r}; choose from default, ladder, {', '.join(WEIGHTS)}")
+        return cls(model, options, threads)
+
+    def update(self, image: np.ndarray, timestamp: float | None = None) -> Faces:
+        """One BGR image (the next frame of a stream) -> its Faces, without smoothing (the smoothing stage holds
+        frames back; `track()` applies it). Frames are numbered in call order."""
+        index = self._frames + 1
+        ts = float(index - 1) / 30.0 if timestamp is None else float(timestamp)
+        return self.process(Frame(index, ts, np.ascontiguousarray(image), "update")).faces
 
     def scan(self, frame) -> Scan:
         """The detector's part of a frame that does not depend on the tracks: the shot-change test and this frame's
@@ -166,18 +191,31 @@ def _lap(timings: dict, stage: str, start: float, add: bool = False) -> float:
 def track(source: str | int | Source, weights: str | Path | None = None, backend: str = "auto",
           device: str = "cpu", threads: int = 0, options: TrackerOptions | None = None,
           **option_overrides) -> Iterator[FrameResult]:
-    """Python API mirroring the CLI: yields one FrameResult per decoded frame.
+    """Python API mirroring the CLI: an iterator of one FrameResult per decoded frame.
 
-    `option_overrides` are TrackerOptions fields (max_faces=, min_face=, detect_every=, smooth=, ...).
+    The model is loaded and the source opened by this call, so a bad weights path or source raises here, not at
+    the first `next()`. `option_overrides` are TrackerOptions fields (max_faces=, min_face=, detect_every=,
+    smooth=, ...). Without `weights`, the bundled ladder (or cpu-rt) as on the command line.
     """
     import dataclasses
 
     options = dataclasses.replace(options or TrackerOptions(), **option_overrides)
-    model = load_backend(weights, backend, device, threads, faces=options.hallucinate)
+    model = _default_models(weights, backend, device, threads, options.hallucinate)
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options, threads)
-    with src:
-        yield from smoothing_for(options, src)(run_frames(src, tracker, ahead=not src.live))
+
+    def frames() -> Iterator[FrameResult]:
+        with src:
+            yield from smoothing_for(options, src)(run_frames(src, tracker, ahead=not src.live))
+    return frames()
+
+
+def _default_models(weights, backend: str, device: str, threads: int, faces: bool):
+    from .backends import ladder_bundled, load_ladder
+
+    if weights is None and ladder_bundled():
+        return load_ladder(backend, device, threads, faces)
+    return load_backend(weights, backend, device, threads, faces=faces)
 
 
 def smoothing_for(options: TrackerOptions, source: Source):

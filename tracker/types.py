@@ -62,6 +62,15 @@ class Faces:
         """Per-face confidence: mean of the 68 heatmap peaks."""
         return self.confidence.mean(1) if len(self) else np.zeros(0, np.float32)
 
+    def as_keypoints(self):
+        """The faces as supervision's `KeyPoints` (xy, confidence, face ids as class ids), when the supervision
+        package is installed (it is not a dependency)."""
+        try:
+            import supervision as sv
+        except ImportError:
+            raise ImportError("Faces.as_keypoints needs supervision: pip install supervision") from None
+        return sv.KeyPoints(xy=self.xy.copy(), confidence=self.confidence.copy(), class_id=self.face_id.astype(int))
+
     @classmethod
     def empty(cls) -> "Faces":
         return cls(np.zeros((0, NUM_LANDMARKS, 2)), np.zeros((0, NUM_LANDMARKS)), np.zeros((0, 4)),

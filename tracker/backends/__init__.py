@@ -98,13 +98,9 @@ def load_backend(weights: str | Path | None = None, kind: str = "auto", device: 
 
         backend = TorchBackend(weights, device, threads, faces)
     elif kind == "onnxruntime":
-        if device != "cpu":     # the installed ONNX Runtime is the CPU build
-            from sht_model.errors import BackendError
-
-            raise BackendError(f"--device {device} needs --backend torch or tensorrt; ONNX Runtime runs on the CPU")
         from .onnx_backend import OnnxBackend
 
-        backend = OnnxBackend(weights, threads, faces)
+        backend = OnnxBackend(weights, threads, faces, device)   # cuda: onnxruntime-gpu's CUDA / TensorRT providers
     else:
         from .tensorrt_backend import TensorRTBackend
 
