@@ -698,3 +698,43 @@ def test_loss_weights_flag_reaches_the_training_loop(faces_300w, tmp_path):
     logged = read_scalars(out, "train/")[0]
     assert logged["heatmap"] == 0 and logged["grad_share_heatmap"] == 0
     assert logged["pixel"] > 0 and logged["grad_share_pixel"] > 0.5
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--config", "MISSING.toml"], "cannot read the config"),
+    (["--config", "BAD.toml"], "steps must be int"),
+    (["--preset", "cpu-huge"], "unknown preset"),
+    (["--batch-size", "0"], "batch_size must be >= 1"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--threads", "100000"], "threads and workers are at most"),
+])
+def test_bad_training_settings_are_one_line_errors(tmp_path, capsys, args, says):
+    from train.__main__ import main
+
+    (tmp_path / "BAD.toml").write_text('steps = "two"\n')
+    args = [a.replace("MISSING.toml", str(tmp_path / "nope.toml")).replace("BAD.toml", str(tmp_path / "BAD.toml"))
+            for a in args]
+    code = main(["dhln", *args, "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_corrupt_image_mid_run_is_one_line_and_keeps_the_steps_done(faces_300w, tmp_path, capsys):
+    import shutil
+
+    from train.__main__ import main
+
+    data = tmp_path / "data"
+    shutil.copytree(faces_300w, data)
+    victim = sorted(data.rglob("*.jpg"))[-1]
+    victim.write_bytes(b"not a jpeg")
+    out = tmp_path / "run"
+    code = main(["dhln", "--preset", "test", "--data", str(data), "--steps", "40", "--batch-size", "2",
+                 "--workers", "0", "--log-every", "100", "--eval-every", "1000", "--ckpt-every", "1000",
+                 "--val-fraction", "0.01", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot decode image" in err and victim.name in err and "Traceback" not in err, err
+    state = out / "state.pt"
+    if state.exists():     # the steps before the failing one are kept (unless it failed on the first)
+        assert read_extra(out / "last.safetensors")["step"] >= 1

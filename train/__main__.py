@@ -120,12 +120,21 @@ def main(argv: list[str] | None = None, prog: str = "python -m train") -> int:
 
     from .readers import DatasetError
 
+    from sht_model.errors import WeightsError
+
     rt = setup(cfg)
     try:
         STAGES[cfg.stage](cfg, rt)
-    except DatasetError as exc:    # a data folder that is not what the flag says: one line, no traceback
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (DatasetError, WeightsError, ValueError, OSError) as exc:
+        # A data folder, image or weights file that is not what the flag says (also when a data-loading worker
+        # met it: its message then ends with the worker's error): one line, no traceback. The steps finished
+        # before it are checkpointed (--resume goes on).
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        print(f"{prog}: error: {lines[-1] if lines else exc.__class__.__name__}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the last checkpoint is kept (--resume goes on)", file=sys.stderr)
+        return 130
     finally:
         teardown(rt)
     return 0

@@ -88,6 +88,31 @@ class TrainConfig:
     loss_weights: str = ""                            # gamma/lambda replaced, e.g. "pixel=1"; "" = the paper's
 
     def __post_init__(self):
+        # Types first: a config file's "steps = 'two'" is a one-line error here, not a crash hours later.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(f.type)
+            if kind is not None and (not isinstance(value, kind) or (f.type != "bool" and isinstance(value, bool))):
+                raise ValueError(f"{f.name} must be {f.type}, not {value!r}")
+            if f.type == "float" and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, not {value!r}")
+        if self.stage not in ("dhln", "fptn", "sht"):
+            raise ValueError(f"unknown stage {self.stage!r}; choose from dhln, fptn, sht")
+        from sht_model.config import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        for name in ("steps", "batch_size", "eval_every", "ckpt_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 < self.lr <= 1 or not 0 <= self.fptn_lr <= 1:
+            raise ValueError(f"lr must be in (0, 1], not {self.lr}")
+        if self.warmup < 0 or self.workers < 0 or self.threads < 0 or self.stop_after < 0 or self.max_records < 0:
+            raise ValueError("warmup, workers, threads, stop_after and max_records must be >= 0")
+        if self.threads > 4 * (os.cpu_count() or 1) or self.workers > 4 * (os.cpu_count() or 1):
+            raise ValueError(f"threads and workers are at most {4 * (os.cpu_count() or 1)} (a few per core)")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.unlabelled_pairs not in ("video", "image", "both"):
             raise ValueError(f"unlabelled_pairs must be video, image or both, not {self.unlabelled_pairs!r}")
         if not 0 <= self.teacher_fraction < 1:
@@ -108,14 +133,23 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
-        text = Path(path).read_text()
-        raw = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+        try:
+            text = Path(path).read_text()
+            raw = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the config ({getattr(exc, 'strerror', None) or exc.__class__.__name__})") from None
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'TOML'} ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the config is not a table of keys")
         known = {f.name for f in dataclasses.fields(cls)}
         bad = set(raw) - known
         if bad:
             raise ValueError(f"{path}: unknown keys {sorted(bad)}")
         raw.update({k: v for k, v in overrides.items() if v is not None})
         if "val_widths" in raw:
+            if not isinstance(raw["val_widths"], list):
+                raise ValueError(f"{path}: val_widths must be a list of numbers")
             raw["val_widths"] = tuple(raw["val_widths"])
         return cls(**raw)
 

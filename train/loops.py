@@ -172,7 +172,15 @@ class Loop:
             for name, opt in self.optimizers.items():
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, cfg) * self.lr_scale.get(name, 1.0)
-            yield step
+            try:
+                yield step
+            except GeneratorExit:
+                # The loop body stopped at this step (an error, Ctrl-C): the steps before it are kept, so
+                # --resume redoes only this one (the data order is that of the steps done).
+                if step > self.start and step % cfg.ckpt_every:
+                    save_checkpoint(cfg, self.rt, step, self.modules, self.optimizers, {})
+                    log.info("checkpoint at step %d kept (the run stopped during step %d)", step, step + 1)
+                raise
             last = step == cfg.steps - 1
             if self.evaluate is not None and ((step + 1) % cfg.eval_every == 0 or last):
                 self.best = _evaluate(cfg, self.rt, self.evaluate, self.val, step + 1, self.best)
