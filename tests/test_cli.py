@@ -476,3 +476,19 @@ def test_onnx_runtime_on_cuda_tracks_the_demo(tmp_path):
                      str(tmp_path / "g.csv"), "--quiet")
     assert code == 0, err
     assert sum(r["success"] == "1" for r in _rows(tmp_path / "g.csv")) >= 95
+
+
+def test_progress_off_a_terminal_is_a_log_line_and_a_batch_counts_frames_over_all_videos(tmp_path, tiny_weights,
+                                                                                      monkeypatch, capsys):
+    from tracker import ui
+
+    monkeypatch.setattr(ui, "LOG_EVERY_S", 0.0)
+    clip = _clip(tmp_path, n=8)
+    code, err = _run("--source", str(clip), "--csv", str(tmp_path / "o.csv"), "--weights", str(tiny_weights))
+    assert code == 0 and f"{clip}: 1/8 frames (12.5%)" in err and "ETA" in err, err
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        _clip(folder, n=6, name=f"{name}.mp4")
+    code, err = _run("--source", str(folder), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights))
+    assert code == 0 and "batch (0/2 videos): 1/12 frames" in err and "batch (1/2 videos): 12/12 frames" in err, err

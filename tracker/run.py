@@ -173,8 +173,20 @@ def check_outputs(outputs: Outputs, spec: str) -> None:
         raise OutputError("--csv - and --jsonl - would interleave on standard output: send one to a file")
 
 
+def frame_count(path: Path) -> int | None:
+    """The frames a video declares (its container header), without decoding; None when it does not say."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.video
+            return int(streams[0].frames) or None if streams else None
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+
+
 def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Outputs, threads: int = 0,
-               span: Span = Span()) -> int:
+               span: Span = Span(), on_frame=None) -> int:
     """Track one source into its outputs -> 0, or EXIT_PARTIAL when the input ended early. `backend`: a loaded
     backend, or a function of no arguments that loads one (called once the source and outputs are checked, so a
     misspelled path is reported before the model loads)."""
@@ -219,6 +231,8 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
                     sink.append(result)
                 monitor.update(result)
                 summary.add(result)
+                if on_frame is not None:
+                    on_frame()
         except KeyboardInterrupt:
             summary.finish(monitor.stats, interrupted=True)
             raise
@@ -479,19 +493,21 @@ class BatchReport:
 
 def run_batch(videos: list[Path], out_dir: Path, backend, options: TrackerOptions, outputs: Outputs,
               threads: int = 0, span: Span = Span()) -> BatchReport:
-    """One CSV per video into `out_dir`, one after another; a bad file is logged and skipped, the rest go on."""
-    from rich.progress import Progress
-
+    """One CSV per video into `out_dir`, one after another; a bad file is logged and skipped, the rest go on.
+    Progress is counted in frames over all the videos (their declared frame counts), with an ETA."""
     from sht_model.errors import WeightsError
+
+    from .ui import BatchProgress
 
     out_dir.mkdir(parents=True, exist_ok=True)
     report, names = BatchReport(list(videos)), batch_names(videos)
-    with Progress(disable=outputs.quiet, transient=True) as progress:
-        task = progress.add_task("videos", total=len(videos))
+    totals = {v: frame_count(v) for v in videos}
+    with BatchProgress(sum(t or 0 for t in totals.values()), len(videos), outputs.quiet) as progress:
         for video in videos:
             try:
                 code = run_source(str(video), backend, options,
-                                  batch_outputs(outputs, out_dir / f"{names[video]}.csv"), threads, span)
+                                  batch_outputs(outputs, out_dir / f"{names[video]}.csv"), threads, span,
+                                  on_frame=progress.frame)
                 if code == EXIT_PARTIAL:
                     report.partial.append(video)
             except (SourceError, WeightsError) as exc:
@@ -504,7 +520,7 @@ def run_batch(videos: list[Path], out_dir: Path, backend, options: TrackerOption
                     raise
                 log.error("skipped %s: %s", video, exc)
                 report.skipped[video] = str(exc)
-            progress.advance(task)
+            progress.video_done(totals[video])
     if not outputs.quiet:
         report.log_summary(out_dir)
     return report

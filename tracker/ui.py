@@ -68,19 +68,28 @@ class Stats:
         return table
 
 
+LOG_EVERY_S = 10.0      # off a terminal (nohup, a log file, CI): one progress line this often
+
+
 class Monitor:
-    """`with Monitor(name, total, live, quiet) as m: m.update(result)`; prints the summary on exit."""
+    """`with Monitor(name, total, live, quiet) as m: m.update(result)`; prints the summary on exit. On a terminal:
+    a rich progress bar (files) or a live table (streams); elsewhere a plain log line every LOG_EVERY_S seconds
+    (frames, percent, FPS, ETA), so a run under nohup shows where it is."""
 
     def __init__(self, name: str, total: int | None, live: bool, quiet: bool = False,
-                 console: Console | None = None):
+                 console: Console | None = None, log_every: float | None = None):
         self.name, self.total, self.live, self.quiet = name, total, live, quiet
         self.console = console or Console(stderr=True)
         self.stats = Stats()
         self._progress = self._live = None
         self._last_draw = 0.0
+        self.log_every = LOG_EVERY_S if log_every is None else log_every
+        self._last_log = time.perf_counter()
 
     def __enter__(self) -> "Monitor":
         if self.quiet:
+            return self
+        if not self.console.is_terminal:
             return self
         if self.live or not self.total:
             self._live = Live(self.stats.table(self.name), console=self.console, refresh_per_second=2)
@@ -101,6 +110,12 @@ class Monitor:
         if now - self._last_draw < 0.25:
             return
         self._last_draw = now
+        if not self.console.is_terminal:
+            if now - self._last_log >= self.log_every:
+                self._last_log = now
+                self.console.print(progress_line(self.name, self.stats.frames, self.total, self.stats.fps),
+                                   soft_wrap=True, highlight=False)
+            return
         if self._progress is not None:
             self._progress.update(self._task, completed=self.stats.frames, fps=self.stats.fps)
         elif self._live is not None:
@@ -113,3 +128,55 @@ class Monitor:
             self._live.__exit__(*exc)
         if not self.quiet:
             self.console.print(self.stats.lines(self.name), soft_wrap=True, highlight=False)
+
+
+def progress_line(name: str, done: int, total: int | None, fps: float) -> str:
+    """'clip.mp4: 1500/90000 frames (1.7%), 25.1 FPS, ETA 0:59:40' (no total: frames and FPS only)."""
+    if not total:
+        return f"{name}: {done} frames, {fps:.1f} FPS"
+    left = max(total - done, 0) / fps if fps > 0 else float("nan")
+    eta = "?" if left != left else f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+    return f"{name}: {done}/{total} frames ({done / total:.1%}), {fps:.1f} FPS, ETA {eta}"
+
+
+class BatchProgress:
+    """A batch's progress in frames over every video (their declared counts), with an ETA: a rich bar on a
+    terminal, a log line every LOG_EVERY_S seconds elsewhere."""
+
+    def __init__(self, total_frames: int, videos: int, quiet: bool = False, console: Console | None = None):
+        self.total, self.videos, self.quiet = total_frames or None, videos, quiet
+        self.console = console or Console(stderr=True)
+        self.done = self.videos_done = 0
+        self.started = self._last_log = time.perf_counter()
+        self._bar = None
+
+    def __enter__(self) -> "BatchProgress":
+        if not self.quiet and self.console.is_terminal:
+            self._bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("frames, {task.fields[videos]}"), TimeRemainingColumn(),
+                                 console=self.console, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("batch", total=self.total, videos=f"0/{self.videos} videos")
+        return self
+
+    def frame(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self._bar is not None:
+            if now - self._last_log >= 0.25:
+                self._last_log = now
+                self._bar.update(self._task, completed=self.done)
+        elif not self.quiet and now - self._last_log >= LOG_EVERY_S:
+            self._last_log = now
+            fps = self.done / max(now - self.started, 1e-9)
+            self.console.print(progress_line(f"batch ({self.videos_done}/{self.videos} videos)", self.done,
+                                             self.total, fps), soft_wrap=True, highlight=False)
+
+    def video_done(self, frames: int | None) -> None:
+        self.videos_done += 1
+        if self._bar is not None:
+            self._bar.update(self._task, videos=f"{self.videos_done}/{self.videos} videos")
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
