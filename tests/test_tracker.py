@@ -153,10 +153,12 @@ def test_csv_layout_matches_openface(tmp_path):
     rows = list(csv.reader(path.open()))
     header = rows[0]
     assert header[:5] == ["frame", "face_id", "timestamp", "confidence", "success"]
-    assert header[5:73] == [f"x_{i}" for i in range(68)] and header[73:141] == [f"y_{i}" for i in range(68)]
-    assert header[141:] == ["box_x0", "box_y0", "box_x1", "box_y1", "model"]
+    assert header[5:11] == ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]    # OpenFace's order
+    assert header[11:79] == [f"x_{i}" for i in range(68)] and header[79:147] == [f"y_{i}" for i in range(68)]
+    assert header[147:] == ["box_x0", "box_y0", "box_x1", "box_y1", "model"]
     assert len(rows) == 4 and rows[1][0] == "1" and rows[3][:2] == ["2", "-1"] and rows[3][4] == "0"
-    assert all(len(v.split(".")[1]) == 3 for v in rows[1][5:141])
+    assert all(len(v.split(".")[1]) == 3 for v in rows[1][11:147])
+    assert all(len(r) == len(header) for r in rows)
     assert not (tmp_path / "o.csv.partial").exists()
 
 

@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mean heatmap peak below which a frame counts as a miss")
     trk.add_argument("--cut-threshold", type=_number(0, float, 255), default=defaults.cut_threshold,
                      help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
+    pose = p.add_argument_group("head pose (pose_Tx..pose_Rz: the camera; default: OpenFace's guess from the frame)")
+    for name, meaning in (("fx", "focal length x, px (default 500 * width / 640)"),
+                          ("fy", "focal length y, px (default fx)"), ("cx", "principal point x, px (default: centre)"),
+                          ("cy", "principal point y, px (default: centre)")):
+        pose.add_argument(f"--{name}", type=_number(-1e6, float, 1e6), metavar="PX", help=meaning)
     from .smoothing import MODES
 
     trk.add_argument("--smooth", default=defaults.smooth, choices=MODES,
@@ -268,6 +273,7 @@ def _tracker_options(args):
     import dataclasses
 
     from .pipeline import TrackerOptions
+    from .pose import Camera
 
     defaults = TrackerOptions()
     return TrackerOptions(max_faces=args.max_faces, min_face=args.min_face, detector=args.detector,
@@ -275,7 +281,8 @@ def _tracker_options(args):
                           cut_threshold=args.cut_threshold, smooth=args.smooth,
                           rts=defaults.rts if args.smooth_lag is None else
                           dataclasses.replace(defaults.rts, lag=args.smooth_lag, live_lag=args.smooth_lag),
-                          hallucinate=args.save_faces is not None)
+                          hallucinate=args.save_faces is not None,
+                          camera=Camera(args.fx, args.fy, args.cx, args.cy))
 
 
 def _outputs(args):

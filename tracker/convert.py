@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .sinks import CSV_COLUMNS, NUM_LANDMARKS, PARQUET_OPTIONS, join_parquet, parquet_schema
+from .sinks import CSV_COLUMNS, NUMBERS, PARQUET_OPTIONS, join_parquet, parquet_schema
 
-_FLOATS = 2 * NUM_LANDMARKS + 4          # x_*, y_*, box: written with 3 decimals
+_FLOATS = NUMBERS                        # pose, x_*, y_*, box: written with 3 decimals
 
 
 def csv_to_parquet(src: Path, out: Path) -> int:
@@ -60,10 +60,7 @@ def parquet_to_csv(src: Path, out: Path) -> int:
                 face = int(cols["face_id"][k])
                 row = [int(cols["frame"][k]), face, f"{cols['timestamp'][k]:.3f}", f"{cols['confidence'][k]:.3f}",
                        int(cols["success"][k])]
-                if np.isnan(coords[k]).all():
-                    row += [""] * _FLOATS
-                else:
-                    row += [f"{v:.3f}" for v in coords[k]]
+                row += ["" if v != v else f"{v:.3f}" for v in coords[k]]
                 row += [cols["model"][k] or ""] + ([cols["file"][k]] if "file" in cols else [])
                 writer.writerow(row)
             rows += table.num_rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .pose import Camera
 from .smoothing import OneEuroParams, RtsParams, resolve
 
 
@@ -31,6 +32,7 @@ class TrackerOptions:
     rts: RtsParams = RtsParams()
     one_euro: OneEuroParams = OneEuroParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
+    camera: Camera = Camera()          # head pose (tracker.pose): the pinhole camera; defaults from the frame size
 
     def __post_init__(self):
         if self.min_face <= 0:

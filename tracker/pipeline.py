@@ -23,6 +23,7 @@ from .crop import crop_faces, faces_to_images, landmarks_to_source
 from .cuts import CutDetector
 from .detector import load_detector
 from .options import TrackerOptions
+from .pose import HeadPose, pose_stage
 from .routing import Ladder
 from .scan import Scanner
 from .smoothing import smoothing_stage
@@ -206,7 +207,8 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
 
     def frames() -> Iterator[FrameResult]:
         with src:
-            yield from smoothing_for(options, src)(run_frames(src, tracker, ahead=not src.live))
+            yield from pose_stage(smoothing_for(options, src)(run_frames(src, tracker, ahead=not src.live)),
+                                  HeadPose(options.camera))
     return frames()
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pipeline import FaceTracker, TrackerOptions, run_frames, smoothing_for
+from .pose import HeadPose, pose_stage
 from .sources import Source, SourceError, open_source
 
 log = logging.getLogger("shtrack")
@@ -224,8 +225,8 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
             stack.enter_context(sink)
         monitor = stack.enter_context(Monitor(src.name, _span_total(src, span), src.live, outputs.quiet))
         try:
-            results = smoothing_for(options, src)(run_frames(span.frames(src), tracker, skip_until,
-                                                             ahead=not src.live))
+            results = pose_stage(smoothing_for(options, src)(run_frames(span.frames(src), tracker, skip_until,
+                                                                        ahead=not src.live)), HeadPose(options.camera))
             for result in results:
                 for sink in sinks:
                     sink.append(result)

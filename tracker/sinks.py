@@ -23,15 +23,18 @@ import cv2
 import numpy as np
 
 from .annotate import LandmarkAnnotator, enlarged
+from .pose import POSE_COLUMNS
 from .types import NUM_LANDMARKS, FrameResult
 
 log = logging.getLogger("shtrack")
 
-OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"]
+# OpenFace's order: the head pose before the 2D landmarks.
+OPENFACE_COLUMNS = (["frame", "face_id", "timestamp", "confidence", "success"] + POSE_COLUMNS
                     + [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)])
 EXTRA_COLUMNS = ["box_x0", "box_y0", "box_x1", "box_y1", "model"]    # model: which ladder model gave the row
 CSV_COLUMNS = OPENFACE_COLUMNS + EXTRA_COLUMNS
-_COORDINATES = ",".join(["%.3f"] * (2 * NUM_LANDMARKS + 4))     # x_*, y_*, box: 3 decimals (then the model)
+NUMBERS = len(POSE_COLUMNS) + 2 * NUM_LANDMARKS + 4              # pose, x_*, y_*, box: 3 decimals each
+_COORDINATES = ",".join(["%.3f"] * NUMBERS)
 
 
 class OutputError(OSError):
@@ -193,6 +196,12 @@ def _close(file) -> None:
         pass
 
 
+def row_numbers(faces) -> np.ndarray:
+    """(n, NUMBERS): each face's pose (NaN without one), x_0..x_67, y_0..y_67 and box, in the CSV's order."""
+    pose = faces.pose if faces.pose is not None else np.full((len(faces), len(POSE_COLUMNS)), np.nan, np.float32)
+    return np.concatenate([pose, faces.xy.transpose(0, 2, 1).reshape(len(faces), 2 * NUM_LANDMARKS), faces.boxes], 1)
+
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -224,15 +233,15 @@ class CsvSink(_AtomicFile):
         rows = []
         if len(faces) == 0 and self.missing_rows:
             rows.append([frame.index, -1, f"{frame.timestamp:.3f}", "0.000", 0]
-                        + [""] * (2 * NUM_LANDMARKS) + [""] * 5 + self._file_cell(frame))
-        # x_0..x_67, y_0..y_67, then the box: formatted in one operation per row (16 faces a frame: a 2 ms
-        # loop of f-strings otherwise).
-        values = np.concatenate([faces.xy.transpose(0, 2, 1).reshape(len(faces), 2 * NUM_LANDMARKS), faces.boxes], 1)
+                        + [""] * (NUMBERS + 1) + self._file_cell(frame))
+        values = row_numbers(faces)
         scores = faces.score
         for i in range(len(faces)):
             row = [frame.index, int(faces.face_id[i]), f"{frame.timestamp:.3f}", f"{scores[i]:.3f}",
                    int(faces.success[i])]
-            row += (_COORDINATES % tuple(values[i].tolist())).split(",")
+            # pose, x_0..x_67, y_0..y_67, then the box: formatted in one operation per row (16 faces a frame: a
+            # 2 ms loop of f-strings otherwise); a value that could not be had (no pose fitted) is left empty.
+            row += [v if v != "nan" else "" for v in (_COORDINATES % tuple(values[i].tolist())).split(",")]
             row.append(str(faces.model[i]) if faces.model is not None else "")
             rows.append(row + self._file_cell(frame))
 
@@ -278,6 +287,8 @@ class JsonlSink(CsvSink):
             {"face_id": int(faces.face_id[i]), "confidence": round(float(faces.score[i]), 4),
              "success": bool(faces.success[i]), "box": [round(float(v), 3) for v in faces.boxes[i]],
              "model": str(faces.model[i]) if faces.model is not None else None,
+             "pose": None if faces.pose is None or not np.isfinite(faces.pose[i]).all()
+             else np.round(faces.pose[i].astype(np.float64), 4).tolist(),
              # float64 before rounding: a rounded float32 printed as a Python float is 131.718994140625
              "landmarks": np.round(faces.xy[i].astype(np.float64), 3).tolist(),
              "landmark_confidence": np.round(faces.confidence[i].astype(np.float64), 3).tolist()}
@@ -466,10 +477,11 @@ class ParquetSink(_AtomicFile):
         frame, faces = result.frame, result.faces
         name = [Path(frame.source).name] if self.file_column else []
         if len(faces) == 0 and self.missing_rows:
-            self._rows.append((frame.index, -1, frame.timestamp, 0.0, 0, None, None, "", *name))
+            self._rows.append((frame.index, -1, frame.timestamp, 0.0, 0, None, "", *name))
+        values = row_numbers(faces)
         for i in range(len(faces)):
             self._rows.append((frame.index, int(faces.face_id[i]), frame.timestamp, float(faces.score[i]),
-                               int(faces.success[i]), faces.xy[i], faces.boxes[i],
+                               int(faces.success[i]), values[i],
                                str(faces.model[i]) if faces.model is not None else "", *name))
         self._frames_in_group += 1
         self.frames += 1
@@ -510,7 +522,7 @@ class ParquetSink(_AtomicFile):
 
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 9, "use_dictionary": ["model", "file"],
-                   "use_byte_stream_split": [f"{a}_{i}" for a in "xy" for i in range(NUM_LANDMARKS)]
+                   "use_byte_stream_split": POSE_COLUMNS + [f"{a}_{i}" for a in "xy" for i in range(NUM_LANDMARKS)]
                    + EXTRA_COLUMNS[:4]}
 
 
@@ -519,30 +531,29 @@ def parquet_schema(file_column: bool = False):
 
     fields = [("frame", pa.int32()), ("face_id", pa.int32()), ("timestamp", pa.float64()),
               ("confidence", pa.float32()), ("success", pa.int8())]
-    fields += [(c, pa.float32()) for c in OPENFACE_COLUMNS[5:]] + [(c, pa.float32()) for c in EXTRA_COLUMNS[:4]]
+    fields += [(c, pa.float32()) for c in OPENFACE_COLUMNS[5:] + EXTRA_COLUMNS[:4]]
     fields += [("model", pa.string())] + ([("file", pa.string())] if file_column else [])
     return pa.schema(fields)
 
 
 def parquet_table(rows: list, file_column: bool):
-    """Rows (frame, face_id, timestamp, confidence, success, xy (68, 2) or None, box (4,) or None, model[, file])
+    """Rows (frame, face_id, timestamp, confidence, success, numbers (row_numbers) or None, model[, file])
     -> a pyarrow Table with the CSV's columns."""
     import pyarrow as pa
 
     n = len(rows)
-    coords = np.full((n, 2 * NUM_LANDMARKS + 4), np.nan, np.float32)
+    coords = np.full((n, NUMBERS), np.nan, np.float32)
     for k, row in enumerate(rows):
         if row[5] is not None:
-            coords[k, :2 * NUM_LANDMARKS] = np.asarray(row[5], np.float32).T.reshape(-1)
-            coords[k, 2 * NUM_LANDMARKS:] = row[6]
+            coords[k] = row[5]
     columns = [pa.array([r[0] for r in rows], pa.int32()), pa.array([r[1] for r in rows], pa.int32()),
                pa.array([r[2] for r in rows], pa.float64()), pa.array([r[3] for r in rows], pa.float32()),
                pa.array([r[4] for r in rows], pa.int8())]
     missing = np.isnan(coords)
     columns += [pa.array(coords[:, j], pa.float32(), mask=missing[:, j]) for j in range(coords.shape[1])]
-    columns.append(pa.array([r[7] for r in rows], pa.string()))
+    columns.append(pa.array([r[6] for r in rows], pa.string()))
     if file_column:
-        columns.append(pa.array([r[8] for r in rows], pa.string()))
+        columns.append(pa.array([r[7] for r in rows], pa.string()))
     return pa.Table.from_arrays(columns, schema=parquet_schema(file_column))
 
 

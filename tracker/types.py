@@ -34,6 +34,7 @@ class Faces:
     success: np.ndarray                     # (n,) bool: landmarks trusted (confidence above threshold)
     hallucinated: list[np.ndarray] | None = field(default=None, repr=False)  # n x (S, S, 3) uint8 BGR
     model: np.ndarray | None = None         # (n,) str: which model of the ladder gave each face (tracker.routing)
+    pose: np.ndarray | None = None          # (n, 6) float32 pose_Tx..pose_Rz (tracker.pose), NaN where none fits
 
     def __post_init__(self):
         # Validated, never reshaped: a transposed (n, 2, 68) array reshaped to (n, 68, 2) would scramble points.
@@ -45,6 +46,8 @@ class Faces:
         self.success = _checked("success", self.success, bool, (n,))
         if self.model is not None:
             self.model = _checked("model", self.model, str, (n,))
+        if self.pose is not None:
+            self.pose = _checked("pose", self.pose, np.float32, (n, 6))
         if self.hallucinated is not None and len(self.hallucinated) != n:
             raise ValueError(f"hallucinated has {len(self.hallucinated)} faces, xy has {n}")
 
@@ -55,7 +58,7 @@ class Faces:
         idx = np.atleast_1d(np.arange(len(self))[index])
         hall = [self.hallucinated[i] for i in idx] if self.hallucinated is not None else None
         return Faces(self.xy[idx], self.confidence[idx], self.boxes[idx], self.face_id[idx], self.success[idx], hall,
-                     None if self.model is None else self.model[idx])
+                     None if self.model is None else self.model[idx], None if self.pose is None else self.pose[idx])
 
     @property
     def score(self) -> np.ndarray:
