@@ -310,7 +310,8 @@ def load_checkpoint(cfg: TrainConfig, rt: Runtime, modules: dict, optimizers: di
     return int(state["step"])
 
 
-def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
+def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64,
+                degrade_cfg=None) -> dict:
     """Per-face NME (inter-ocular) on held-out labelled faces degraded to each face width, in record order;
     deterministic. {"16px": errors, ...}
 
@@ -319,7 +320,8 @@ def face_errors(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234,
     """
     errors = {}
     # One dataset for every width: its image cache is read from disk once, not once per width.
-    ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=seed)
+    ds = LabelledFaces(records, cfg, aug=NO_AUGMENT, seed=seed) if degrade_cfg is None else \
+        LabelledFaces(records, cfg, aug=NO_AUGMENT, degrade_cfg=degrade_cfg, seed=seed)
     for width in widths:
         ds.face_width = float(width)
         preds, gts = [], []
@@ -337,9 +339,10 @@ def summarise_errors(errors: dict) -> dict:
     return {w: metrics.summary(e, 0.08) for w, e in errors.items()}
 
 
-def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64) -> dict:
-    """face_errors summarised per width: NME, FR@0.08."""
-    return summarise_errors(face_errors(heatmaps_of, cfg, records, widths, seed, batch))
+def score_faces(heatmaps_of, cfg: DHLNConfig, records, widths, seed: int = 1234, batch: int = 64,
+                degrade_cfg=None) -> dict:
+    """face_errors summarised per width: NME, FR@0.08 (degrade_cfg: another protocol, e.g. cctv-eval)."""
+    return summarise_errors(face_errors(heatmaps_of, cfg, records, widths, seed, batch, degrade_cfg))
 
 
 @torch.no_grad()
