@@ -384,7 +384,7 @@ def costs(models: list[str], repeats: int = 3) -> dict:
     (its share of the scan plan, tracker.scan, plus one re-check crop per face every `recheck_every` frames).
     The ceiling is 2 cores x 1000 ms over that CPU time: what a process doing nothing else (no decoding, crops,
     tracking or smoothing) with perfect use of both cores could reach. Best of `repeats` p50s, as the VM drifts."""
-    from tracker.backends import BUNDLED, load_backend
+    from tracker.backends import WEIGHTS, load_backend
     from tracker.detector import load_detector
     from tracker.options import TrackerOptions
     from tracker.scan import RECHECK_SIZE, plan_scan
@@ -394,7 +394,7 @@ def costs(models: list[str], repeats: int = 3) -> dict:
     tile = np.random.default_rng(0).integers(0, 256, (640, 640, 3), np.uint8)
     tile_ms = min(float(np.median(time_call(lambda: detector.detect([tile]), 3, 20))) for _ in range(repeats))
     ms_per_px = tile_ms / tile[..., 0].size
-    backends = {m: load_backend(BUNDLED[m], "onnxruntime", "cpu", threads=1) for m in models}
+    backends = {m: load_backend(WEIGHTS[m].file, "onnxruntime", "cpu", threads=1) for m in models}
     out = {"yunet_ms_per_640_tile": tile_ms, "detect_every": options.detect_every,
            "recheck_every": options.recheck_every, "scenes": []}
     for spec in SCENES:

@@ -216,7 +216,7 @@ def main(argv=None) -> int:
                         "NAME+MODE; other models run the first only")
     p.add_argument("--name", default="lowres")
     args = p.parse_args(argv)
-    from tracker.backends import BUNDLED
+    from tracker.backends import WEIGHTS
 
     methods = {}
     for spec in args.weights:
@@ -226,8 +226,8 @@ def main(argv=None) -> int:
             continue
         for method, model in (("shtrack", "cpu-rt"), ("shtrack-fast", "cpu-fast"), ("shtrack-int8", "cpu-rt-int8"),
                               ("shtrack-fast-int8", "cpu-fast-int8")):
-            if BUNDLED[model].exists():
-                methods[method] = BUNDLED[model]
+            if WEIGHTS[model].file.exists():
+                methods[method] = WEIGHTS[model].file
     labels = teacher_labels(args.videos, args.clips)
     loaded = {c: load_clip(args.videos, labels, c, args.stride) for c in args.clips}
     clips = {c: items for c, (items, _) in loaded.items()}

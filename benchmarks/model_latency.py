@@ -23,7 +23,7 @@ from sht_model import DHLN, PRESETS, build_model, count_flops, count_parameters
 from sht_model.config import DHLNConfig
 from sht_model.export import export_onnx
 from sht_model.weights import read_metadata
-from tracker.backends import BUNDLED
+from tracker.backends import WEIGHTS
 
 from .common import console, save, table, time_call
 
@@ -71,13 +71,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     models = {}
     for name in args.presets:
-        # The bundled int8 export of this preset (tracker/backends.BUNDLED) goes with the row of the bundled
+        # The bundled int8 export of this preset (tracker/backends.WEIGHTS) goes with the row of the bundled
         # float file's architecture when there is one, else with the preset's.
-        int8 = BUNDLED.get(f"{name}-int8")
-        if args.bundled and name in BUNDLED and BUNDLED[name].suffix == ".safetensors":
+        int8 = (WEIGHTS[f"{name}-int8"].file if f"{name}-int8" in WEIGHTS else None)
+        if args.bundled and name in WEIGHTS and WEIGHTS[name].file.suffix == ".safetensors":
             models[name] = (build_model(name).eval(), None)
             # Random weights in the bundled file's architecture: latency does not depend on their values.
-            models[f"{name} (bundled)"] = (DHLN(DHLNConfig.from_json(read_metadata(BUNDLED[name])["config"])).eval(), int8)
+            models[f"{name} (bundled)"] = (DHLN(DHLNConfig.from_json(read_metadata(WEIGHTS[name].file)["config"])).eval(), int8)
         else:
             models[name] = (build_model(name).eval(), int8)
     rows, results = [], {}

@@ -74,9 +74,9 @@ def main(argv=None) -> int:
     if not args.w300 and not args.wflw:
         p.error("give --300w DIR and/or --wflw LIST IMAGES")
     from sht_model import load_model
-    from tracker.backends import DEFAULT_WEIGHTS
+    from tracker.backends import DEFAULT_TAG, WEIGHTS
 
-    model = load_model(args.weights or DEFAULT_WEIGHTS)
+    model = load_model(args.weights or WEIGHTS[DEFAULT_TAG].file)
     results = {}
     if args.w300:
         for split in ("common", "challenging", "full"):
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
              f"{r['ssim_y']:.3f}"] for k, r in results.items()]
     console.print(table(f"paper protocol, LR {args.lr_size}px", ["set", "faces", "NME_io", "AUC@0.10", "FR@0.10",
                                                                   "PSNR-Y", "SSIM-Y"], rows))
-    save("paper", {"lr_size": args.lr_size, "weights": str(args.weights or DEFAULT_WEIGHTS), "results": results})
+    save("paper", {"lr_size": args.lr_size, "weights": str(args.weights or WEIGHTS[DEFAULT_TAG].file), "results": results})
     return 0
 
 

@@ -6,7 +6,7 @@ Peers' detect+landmark time is one "landmarks" figure for MediaPipe (BlazeFace r
     python -m benchmarks.speed [--video FILE] [--size 640x480] [--frames 300] [--threads 2] [--repeats 3] [--models ...]
 
 Default input: the held-out clip driving_d13 (one talking head) resized to 640x480 and written once to
-benchmarks/cache. Bundled models (cpu-rt, cpu-fast and their int8 exports: tracker/backends.BUNDLED; the int8
+benchmarks/cache. Bundled models (cpu-rt, cpu-fast and their int8 exports: tracker/backends.WEIGHTS; the int8
 ones on ONNX Runtime only) run their shipped weights; any other
 preset runs random weights: the network's time does not depend on weight values, but random heatmaps fail
 the confidence test, so the detector runs on every frame (read the infer column of those rows, not their FPS).
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", "--presets", nargs="+", default=["cpu-rt", "cpu-fast", "cpu-rt-int8", "cpu-fast-int8"],
-                   help="bundled models by name (tracker/backends.BUNDLED); other preset names run random weights")
+                   help="bundled models by name (tracker/backends.WEIGHTS); other preset names run random weights")
     p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
     p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
     p.add_argument("--min-face", type=float, default=48.0)
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
     args = p.parse_args(argv)
-    from tracker.backends import BUNDLED
+    from tracker.backends import WEIGHTS
 
     size = tuple(int(v) for v in args.size.split("x"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     results, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.models:
-            bundled = BUNDLED.get(preset)
+            bundled = (WEIGHTS[preset].file if preset in WEIGHTS else None)
             weights = bundled if bundled and bundled.exists() else random_weights(preset, Path(tmp))
             for backend in args.backends:
                 if weights.suffix == ".onnx" and backend != "onnxruntime":

@@ -30,11 +30,12 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bundled_weights() -> Path:
-    from tracker.backends import DEFAULT_WEIGHTS
+    from tracker.backends import DEFAULT_TAG, WEIGHTS
 
-    if not DEFAULT_WEIGHTS.exists():
-        pytest.fail(f"bundled weights missing: {DEFAULT_WEIGHTS}")
-    return DEFAULT_WEIGHTS
+    path = WEIGHTS[DEFAULT_TAG].file
+    if not path.exists():
+        pytest.fail(f"bundled weights missing: {path}")
+    return path
 
 
 @pytest.fixture(scope="session")

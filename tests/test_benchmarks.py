@@ -195,7 +195,10 @@ def test_model_latency_times_the_bundled_files_architecture_beside_the_preset(tm
     from sht_model.weights import save_model
 
     shipped = build_model("test", fusion="v0.1", num_stacks=1)
-    monkeypatch.setattr(model_latency, "BUNDLED", {"test": save_model(shipped, tmp_path / "shipped.safetensors")})
+    from tracker.backends import BundledWeights
+
+    monkeypatch.setattr(model_latency, "WEIGHTS", {"test": BundledWeights(
+        save_model(shipped, tmp_path / "shipped.safetensors"), "test", "float32", "", "")})
     monkeypatch.setattr(model_latency, "save", lambda name, payload: (tmp_path / f"{name}.json").write_text(json.dumps(payload)))
     assert model_latency.main(["--presets", "test", "--iters", "5", "--threads", "1", "--bundled"]) == 0
     result = json.loads((tmp_path / "model_latency.json").read_text())["presets"]

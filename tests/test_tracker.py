@@ -295,14 +295,24 @@ def test_package_metadata_declares_the_bundled_files_licences():
 @pytest.mark.parametrize("name, stacks", [("cpu-rt", 2), ("cpu-fast", 1)])
 def test_bundled_models_load_and_are_small(name, stacks):
     from sht_model.weights import load_model, read_extra
-    from tracker.backends import BUNDLED
+    from tracker.backends import WEIGHTS
 
-    path = BUNDLED[name]
+    path = WEIGHTS[name].file
     assert path.stat().st_size < 20e6
     model = load_model(path)
     assert model.cfg.name == name and model.cfg.num_stacks == stacks
     assert model.cfg.fusion == "paper"          # Eq. 1-2 as written, not the v0.1 layout
     assert read_extra(path)["stage"] == "dhln"   # made by our own training command
+
+
+def test_weights_table_holds_each_shipped_files_hash_and_licence():
+    """One table (tracker.backends.WEIGHTS) says everything about a shipped file; a retrained file updates it."""
+    from tracker.backends import WEIGHTS
+    from tracker.backends.onnx_backend import sha256_of
+
+    for tag, w in WEIGHTS.items():
+        assert sha256_of(w.file) == w.sha256, f"{tag}: {w.file.name} is not the file of the table ({sha256_of(w.file)})"
+        assert "non-commercial" in w.licence
 
 
 def test_weights_table_names_each_files_preset_and_precision():
@@ -326,12 +336,12 @@ def test_weights_table_names_each_files_preset_and_precision():
 def test_bundled_int8_models_agree_with_their_float_models(name):
     """The shipped int8 exports land within a fraction of a heatmap pixel of the float models on real faces."""
     from sht_model.heatmap import decode
-    from tracker.backends import BUNDLED, load_backend
+    from tracker.backends import WEIGHTS, load_backend
     from train.data import NO_AUGMENT, LabelledFaces, split_records
     from train.readers import read_300w
 
-    int8, fp32 = load_backend(BUNDLED[f"{name}-int8"]), load_backend(BUNDLED[name], "onnxruntime")
-    assert BUNDLED[f"{name}-int8"].stat().st_size < 0.5 * BUNDLED[name].stat().st_size
+    int8, fp32 = load_backend(WEIGHTS[f"{name}-int8"].file), load_backend(WEIGHTS[name].file, "onnxruntime")
+    assert WEIGHTS[f"{name}-int8"].file.stat().st_size < 0.5 * WEIGHTS[name].file.stat().st_size
     _, val = split_records(read_300w(shared("300w_train")))
     ds = LabelledFaces(val[:24], fp32.cfg, aug=NO_AUGMENT, seed=3, face_width=24.0)
     x = np.stack([ds[i]["input"].numpy() for i in range(len(ds))])
@@ -348,11 +358,11 @@ def test_bundled_models_have_no_left_right_bias_against_the_labels(name):
     """Mirroring is not a symmetry of 300W's x labels: a model whose last fine-tune mirrored faces lands ~0.2 input
     px left of the labels on average (round 4's weights: -0.22). The shipped ones must not."""
     from sht_model.heatmap import decode, from_heatmap_coords
-    from tracker.backends import BUNDLED, load_backend
+    from tracker.backends import WEIGHTS, load_backend
     from train.data import NO_AUGMENT, LabelledFaces, split_records
     from train.readers import read_300w
 
-    backend = load_backend(BUNDLED[name], "onnxruntime")
+    backend = load_backend(WEIGHTS[name].file, "onnxruntime")
     _, val = split_records(read_300w(shared("300w_train")))
     ds = LabelledFaces(val[:96], backend.cfg, aug=NO_AUGMENT, seed=3, face_width=32.0)
     items = [ds[i] for i in range(len(ds))]
@@ -436,10 +446,10 @@ def test_bundled_onnx_files_are_exports_of_the_bundled_weights(name):
     import torch
 
     from sht_model.weights import load_model
-    from tracker.backends import BUNDLED
+    from tracker.backends import WEIGHTS
     from tracker.backends.onnx_backend import OnnxBackend, onnx_for
 
-    weights = BUNDLED[name]
+    weights = WEIGHTS[name].file
     assert onnx_for(weights, faces=False)[0] == weights.with_suffix(".onnx"), "the shipped file, not a fresh export"
     x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():

@@ -66,7 +66,7 @@ MAX_SMOOTH_LAG = 50    # frames held back by rts: each holds a decoded frame (50
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backends import BUNDLED, KINDS
+    from .backends import KINDS, WEIGHTS
 
     from . import __version__
 
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     which = model.add_mutually_exclusive_group()
     which.add_argument("--weights", type=Path, help="DHLN weights (.safetensors or exported .onnx); default: bundled")
-    which.add_argument("--model", choices=sorted(BUNDLED) + ["ladder"],
+    which.add_argument("--model", choices=sorted(WEIGHTS) + ["ladder"],
                        help="bundled weights by name, one model for every face (cpu-fast: one stack, faster, less "
                             "accurate: MODEL_CARD.md); ladder: each face to the cheapest model accurate at its size "
                             "(the default when its models are bundled, else cpu-rt)")
@@ -194,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = build_parser().parse_args(argv)
     if args.model and args.model != "ladder":
-        from .backends import BUNDLED
+        from .backends import WEIGHTS
 
-        args.weights = BUNDLED[args.model]
+        args.weights = WEIGHTS[args.model].file
     _logging(args.quiet)
     from sht_model.errors import BackendError, WeightsError
 
@@ -369,11 +369,11 @@ def export_main(argv: list[str]) -> int:
     from sht_model.errors import WeightsError
     from sht_model.weights import load_model
 
-    from .backends import DEFAULT_WEIGHTS
+    from .backends import DEFAULT_TAG, WEIGHTS
 
     from .backends.onnx_backend import sha256_of
 
-    weights = args.weights or DEFAULT_WEIGHTS
+    weights = args.weights or WEIGHTS[DEFAULT_TAG].file
     written = [(flag, path) for flag, path in (("--onnx", args.onnx), ("--int8", args.int8),
                                                 ("--tensorrt", args.tensorrt)) if path]
     real = {os.path.realpath(path) for _, path in written}

@@ -21,32 +21,40 @@ from sht_model.config import DHLNConfig
 log = logging.getLogger("shtrack")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+WEIGHTS_LICENCE = "non-commercial research use only (300W / iBUG annotations; MODEL_CARD.md)"
 
 
 @dataclass(frozen=True)
 class BundledWeights:
     """A weight tag (`shtrack --model TAG`): which file, of which architecture preset (sht_model.config), at which
-    precision. Tags name trained weights; presets name architectures (one preset can have several tags)."""
+    precision, under which licence (timm's pretrained-config shape). Tags name trained weights; presets name
+    architectures (one preset can have several tags). `sha256` is the shipped file's (tests/test_tracker.py
+    checks it: a retrained file updates its row)."""
     file: Path
     preset: str
     precision: str          # float32 | int8 (int8: `shtrack export --int8` of the float file; ONNX Runtime only)
     note: str
+    sha256: str
+    licence: str = WEIGHTS_LICENCE
 
 
-# Weights shipped in the package; MODEL_CARD.md describes them.
+# The one table of the weights shipped in the package (MODEL_CARD.md describes them).
 WEIGHTS = {
     "cpu-rt": BundledWeights(ASSETS / "shtrack-cpu-rt.safetensors", "cpu-rt", "float32",
-                             "the default: most accurate on CPU"),
+                             "the default: most accurate on CPU",
+                             "d3928af46217f508122f8b1df1e6df5a2f9ab43333cd59f2b083ffb87453d611"),
     "cpu-fast": BundledWeights(ASSETS / "shtrack-cpu-fast.safetensors", "cpu-fast", "float32",
-                               "one stack: 1.4-1.7x the frame rate, less accurate"),
-    "cpu-rt-int8": BundledWeights(ASSETS / "shtrack-cpu-rt-int8.onnx", "cpu-rt", "int8", "heatmaps only"),
-    "cpu-fast-int8": BundledWeights(ASSETS / "shtrack-cpu-fast-int8.onnx", "cpu-fast", "int8", "heatmaps only"),
+                               "one stack: about half the work per face, less accurate",
+                               "38bed259ee7a0bb10cc678d2961d49c75797ca706ff69612fe05890d09f4c0ff"),
+    "cpu-rt-int8": BundledWeights(ASSETS / "shtrack-cpu-rt-int8.onnx", "cpu-rt", "int8", "heatmaps only",
+                                  "5e44c0b22e0ba9fd176ca76c7aa249a86d1851752bd56c721fafb3aa03a89f26"),
+    "cpu-fast-int8": BundledWeights(ASSETS / "shtrack-cpu-fast-int8.onnx", "cpu-fast", "int8", "heatmaps only",
+                                    "5b6d45f1d8bb1d57591128338a8f0e2e45ee4192573fac3531032dc1de6a013b"),
 }
-BUNDLED = {tag: w.file for tag, w in WEIGHTS.items()}
+DEFAULT_TAG = "cpu-rt"       # one model for every face when the ladder is not bundled
 # The ladder (tracker.routing): each face to the first model whose bound (face width, landmark box, source px)
 # it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model.
 LADDER = (("cpu-small", 26.0), ("cpu-rt", math.inf))
-DEFAULT_WEIGHTS = BUNDLED["cpu-rt"]
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
@@ -85,7 +93,7 @@ def resolve_kind(kind: str) -> str:
 
 def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
                  threads: int = 0, faces: bool = False) -> Backend:
-    weights = Path(weights) if weights else DEFAULT_WEIGHTS
+    weights = Path(weights) if weights else WEIGHTS[DEFAULT_TAG].file
     # An exported .onnx file only runs on ONNX Runtime: `auto` means that runtime for it.
     kind = "onnxruntime" if kind == "auto" and weights.suffix == ".onnx" else resolve_kind(kind)
     if kind == "torch":
