@@ -492,3 +492,27 @@ def test_progress_off_a_terminal_is_a_log_line_and_a_batch_counts_frames_over_al
         _clip(folder, n=6, name=f"{name}.mp4")
     code, err = _run("--source", str(folder), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights))
     assert code == 0 and "batch (0/2 videos): 1/12 frames" in err and "batch (1/2 videos): 12/12 frames" in err, err
+
+
+def test_a_video_without_a_decodable_frame_is_bad_input_not_a_partial_run(tmp_path, tiny_weights):
+    """Its header promises frames, none decodes: exit 2 (bad input), not 3 with an empty CSV."""
+    clip = _clip(tmp_path, n=10)
+    data = bytearray(clip.read_bytes())
+    start, moov = data.find(b"mdat") + 4, data.find(b"moov")
+    end = moov - 4 if moov > start else len(data)
+    data[start:end] = bytes(end - start)          # every frame's bytes zeroed; the index that promises them kept
+    clip.write_bytes(bytes(data))
+    code, err = _run("--source", str(clip), "--csv", str(tmp_path / "o.csv"), "--weights", str(tiny_weights),
+                     "--quiet")
+    assert code == 2 and ("no decodable frame" in err or "cannot decode" in err), err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_running_out_of_threads_is_an_error_not_damaged_frames():
+    import errno
+
+    from tracker.sources import _resource_error
+
+    assert _resource_error(OSError(errno.EAGAIN, "Resource temporarily unavailable"))
+    assert _resource_error(OSError(errno.ENOMEM, "Cannot allocate memory"))
+    assert not _resource_error(ValueError("bad frame"))

@@ -597,7 +597,8 @@ def test_batch_outputs_are_distinct_for_same_stem_and_single_file_flags_refused(
     write_video(videos / "b.mp4", demo_frames(3))
     proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "out"), "--quiet", "--weights", str(tiny_weights))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mov.csv", "a.mp4.csv", "b.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.csv")) == ["a.mov.csv", "a.mp4.csv", "b.csv"]
+    assert len(list((tmp_path / "out").glob("*.summary.json"))) == 3
     proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "o2"), "--jsonl", str(tmp_path / "x.jsonl"))
     _one_line_exit_2(proc, "batch mode")
 

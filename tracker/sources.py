@@ -7,6 +7,7 @@ the stream's presentation times. Damaged packets mid-file are skipped and counte
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import sys
@@ -143,6 +144,8 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
     try:
         container = av.open(url, format=av_format, options=opts, timeout=(read_timeout, read_timeout))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.EINTR:
+            raise KeyboardInterrupt("interrupted while opening") from None   # a signal, not a bad input
         raise SourceError(f"{name}: cannot open ({_reason(exc)})") from None
     streams = container.streams.video
     if not streams:
@@ -156,6 +159,26 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
 
     def produce(put: Callable[[Frame], bool]) -> None:
         index = 0
+
+        def emit(decoded) -> bool:
+            """Hand decoded frames on; False once the consumer stopped. A frame that cannot be converted is
+            damage (skipped, counted); the machine running out of threads or memory is an error, not damage."""
+            nonlocal index
+            for vf in decoded:
+                index += 1
+                ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
+                try:
+                    image = upright(vf.to_ndarray(format="bgr24"), vf)
+                except (ValueError, av.error.FFmpegError) as exc:
+                    if _resource_error(exc):
+                        raise
+                    source.skipped += 1
+                    log.warning("%s: skipped frame %d (%s)", name, index, _reason(exc))
+                    continue
+                if not put(Frame(index, ts, image, name)):
+                    return False
+            return True
+
         try:
             for packet in container.demux(stream):
                 try:
@@ -164,23 +187,23 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     source.skipped += 1
                     log.warning("%s: skipped a damaged packet (%s)", name, _reason(exc))
                     continue
-                for vf in decoded:
-                    index += 1
-                    ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
-                    try:
-                        image = upright(vf.to_ndarray(format="bgr24"), vf)
-                    except (ValueError, av.error.FFmpegError) as exc:
-                        source.skipped += 1
-                        log.warning("%s: skipped frame %d (%s)", name, index, _reason(exc))
-                        continue
-                    if not put(Frame(index, ts, image, name)):
-                        return
+                if not emit(decoded):
+                    return
         except av.error.FFmpegError as exc:
+            if _resource_error(exc):
+                raise
             if index == 0:
                 raise SourceError(f"{name}: cannot decode ({_reason(exc)})") from None
+            # The frames the threaded decoder still holds are whole: they come out before the stream ends.
+            try:
+                emit(stream.codec_context.decode(None))
+            except av.error.FFmpegError:
+                pass
             log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
             source.ended_early = True
         else:
+            if index == 0:
+                raise SourceError(f"{name}: no decodable frame (the header says {total or 'no'} frames)")
             # A file cut short with its index at the front decodes without an error, just fewer frames.
             if total and index + source.skipped < 0.98 * total:
                 log.warning("%s: the file declares %d frames, %d could be read", name, total, index)
@@ -266,6 +289,11 @@ def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = 
     """In-memory frames (tests, Python API users with their own capture; live=True: treated as a live stream)."""
     gen = (Frame(i, (i - 1) / fps, img, name) for i, img in enumerate(images, 1))
     return Source(name, gen, len(images), fps, live)
+
+
+def _resource_error(exc: BaseException) -> bool:
+    """Out of threads, processes or memory: the machine, not the file (never counted as a damaged frame)."""
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.ENOMEM)
 
 
 def _reason(exc: BaseException) -> str:
