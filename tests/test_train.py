@@ -738,3 +738,41 @@ def test_a_corrupt_image_mid_run_is_one_line_and_keeps_the_steps_done(faces_300w
     state = out / "state.pt"
     if state.exists():     # the steps before the failing one are kept (unless it failed on the first)
         assert read_extra(out / "last.safetensors")["step"] >= 1
+
+
+def test_distillation_targets_are_the_teachers_points_at_the_students_resolution():
+    from types import SimpleNamespace
+
+    from sht_model.config import get_config
+    from sht_model.heatmap import decode, encode, from_heatmap_coords, to_heatmap_coords
+
+    teacher_cfg, student_cfg = get_config("cpu-rt"), get_config("cpu-small")
+    points_in_teacher = torch.from_numpy(np.random.default_rng(0).uniform(12, 52, (2, 68, 2)).astype(np.float32))
+
+    class Teacher(torch.nn.Module):      # answers every input with heatmaps of known points
+        cfg = teacher_cfg
+
+        def forward(self, x):
+            assert x.shape[-1] == teacher_cfg.input_size
+            hm = to_heatmap_coords(points_in_teacher, teacher_cfg.input_size, teacher_cfg.feature_size)
+            return SimpleNamespace(heatmaps=[encode(hm, teacher_cfg.feature_size, teacher_cfg.heatmap_sigma)])
+
+    inputs = torch.zeros(2, 3, student_cfg.input_size, student_cfg.input_size)
+    targets = losses.distillation_targets(Teacher(), inputs, student_cfg)
+    assert targets.shape == (2, 68, student_cfg.feature_size, student_cfg.feature_size)
+    xy, _ = decode(targets.numpy(), student_cfg.heatmap_sigma)
+    got = from_heatmap_coords(xy, student_cfg.input_size, student_cfg.feature_size)
+    expected = (points_in_teacher.numpy() + 0.5) * student_cfg.input_size / teacher_cfg.input_size - 0.5
+    assert np.abs(got - expected).max() < 0.15        # a tenth of a student input pixel
+
+
+@pytest.mark.slow
+def test_distill_flag_adds_its_term_to_the_training_loop(faces_300w, tmp_path, tiny_weights):
+    from benchmarks.common import read_scalars
+
+    out = tmp_path / "run"
+    proc = _train("dhln", "--preset", "test", "--data", str(faces_300w), "--batch-size", "4", "--workers", "0",
+                  "--steps", "1", "--log-every", "1", "--eval-every", "1", "--out", str(out), "--val-fraction", "0.3",
+                  "--distill", str(tiny_weights), "--distill-weight", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert read_scalars(out, "train/")[0]["distill"] > 0

@@ -66,6 +66,9 @@ HELP = {
     "composite_prob": "chance of pasting the face onto another picture's background (labelled faces)",
     "teacher": "teacher-labelled faces (300W layout, python -m train.label faces) mixed in with --data",
     "teacher_fraction": "dhln/sht: share of teacher-labelled faces in a batch (with --teacher)",
+    "distill": "dhln: a trained DHLN (.safetensors, frozen) run on each input bicubically resized to its own input "
+               "size; its decoded landmarks, as heatmaps at this model's size, are a second target (distillation)",
+    "distill_weight": "dhln: weight of the distillation term against the label heatmaps' (with --distill)",
     "images": "sht: folders of unlabelled face photos (comma-separated) for image pairs (SHT-i)",
     "unlabelled_pairs": "sht: which unlabelled pairs: video (two frames of a clip, SHT-v), image (two rotations/scales "
                         "of one photo or video frame, SHT-i), both",

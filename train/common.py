@@ -78,6 +78,8 @@ class TrainConfig:
     occlude_prob: float = 0.0                         # an occluder on part of the face (hand, object, face patch)
     composite_prob: float = 0.0                       # the face pasted onto another picture's background
     teacher: str = ""                                 # teacher-labelled faces (300W layout, train.label faces)
+    distill: str = ""                                 # dhln: a trained DHLN whose decoded heatmaps are also targets
+    distill_weight: float = 1.0                       # dhln: weight of that term against the label heatmaps
     teacher_fraction: float = 0.5                     # dhln/sht: share of teacher-labelled faces in a batch
     images: str = ""                                  # sht: unlabelled photos for image pairs (SHT-i; folders,
                                                       # comma-separated)
@@ -115,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.unlabelled_pairs not in ("video", "image", "both"):
             raise ValueError(f"unlabelled_pairs must be video, image or both, not {self.unlabelled_pairs!r}")
+        if self.distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, not {self.distill_weight}")
         if not 0 <= self.teacher_fraction < 1:
             raise ValueError(f"teacher_fraction must be in [0, 1), not {self.teacher_fraction}")
         self.degrade_config()   # raises on a bad protocol or range

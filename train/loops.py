@@ -249,8 +249,16 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
     if ema is not None and loop.start:
         ema.n_averaged.fill_(loop.start)  # resumed: the average has history (0 would restart it from the live weights)
     weights = cfg.loss_weights_config()
-    log.info("dhln: %d train / %d held-out faces, preset %s%s", len(train), len(val), unwrap(model).cfg.name,
-             f", weights averaged (EMA {cfg.ema_decay})" if ema else "")
+    teacher_model = None
+    if cfg.distill:
+        from sht_model import load_model
+
+        teacher_model = _place(load_model(cfg.distill), rt).eval()
+        for param in teacher_model.parameters():
+            param.requires_grad_(False)
+    log.info("dhln: %d train / %d held-out faces, preset %s%s%s", len(train), len(val), unwrap(model).cfg.name,
+             f", weights averaged (EMA {cfg.ema_decay})" if ema else "",
+             f", distilled from {cfg.distill} (x{cfg.distill_weight})" if teacher_model is not None else "")
     batches = loop.batches(dataset)
     for step in loop.steps():
         batch = _to(next(batches), rt.device)
@@ -259,6 +267,9 @@ def train_dhln(cfg: TrainConfig, rt: Runtime) -> Path:
         with loop.precision.autocast():
             out = model(batch["input"])
             terms = losses.dhln_terms(out.heatmaps, out.face, batch["heatmaps"], batch["face"], weights)
+            if teacher_model is not None:
+                soft = losses.distillation_targets(teacher_model, batch["input"], model_cfg)
+                terms["distill"] = cfg.distill_weight * losses.heatmap_loss(out.heatmaps, soft).mean()
             loss = sum(terms.values())
         shares = losses.gradient_shares(list(model.parameters()), terms) if loop.logging(step) else {}
         opt.zero_grad(set_to_none=True)

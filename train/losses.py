@@ -135,3 +135,20 @@ def perceptual_loss(vgg: VGG19Conv12 | None, face: torch.Tensor, target: torch.T
     if vgg is None:
         return face.new_zeros(())
     return F.l1_loss(vgg(face), vgg(target))
+
+
+@torch.no_grad()
+def distillation_targets(teacher: nn.Module, inputs: torch.Tensor, student_cfg) -> torch.Tensor:
+    """The teacher's landmarks on the student's inputs, as Gaussian heatmaps at the student's size (B, L, h, h).
+    The teacher sees each input bicubically resized to its own input size (no detail added or lost: the student's
+    input is the face at its degraded resolution); its heatmaps are decoded with the shared decoder and encoded
+    again at the student's resolution and sigma, so a 16x16 student learns from a 32x32 teacher's peaks."""
+    from sht_model.heatmap import decode, encode, from_heatmap_coords, to_heatmap_coords
+
+    t = teacher.cfg
+    resized = F.interpolate(inputs, size=(t.input_size, t.input_size), mode="bicubic", align_corners=False)
+    xy, _ = decode(teacher(resized).heatmaps[-1].float().cpu().numpy(), t.heatmap_sigma)
+    xy_in = from_heatmap_coords(xy, t.input_size, t.feature_size) * (student_cfg.input_size / t.input_size)
+    xy_in = xy_in + 0.5 * (student_cfg.input_size / t.input_size) - 0.5   # pixel centres of the other size
+    points = torch.from_numpy(to_heatmap_coords(xy_in, student_cfg.input_size, student_cfg.feature_size).astype("float32"))
+    return encode(points, student_cfg.feature_size, student_cfg.heatmap_sigma).to(inputs.device)
