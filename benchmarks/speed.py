@@ -68,6 +68,23 @@ def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return canvas
 
 
+def _frames(video: Path) -> int:
+    from tracker.sources import open_source
+
+    with open_source(str(video)) as source:
+        return sum(1 for _ in source)
+
+
+def run_command(program: list[str], video: Path, csv_path: Path) -> float:
+    """Wall seconds of one whole `shtrack --source VIDEO --csv CSV --quiet` (default flags; start-up included)."""
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run([*program, "--source", str(video), "--csv", str(csv_path), "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def run_shtrack(video: Path, weights: Path, backend: str, threads: int, min_face: float) -> dict:
     from tracker.backends import load_backend
     from tracker.pipeline import FaceTracker, TrackerOptions, run_frames, smoothing_for
@@ -169,6 +186,11 @@ def main(argv=None) -> int:
     p.add_argument("--multi-faces", type=int, default=4, help="faces in the batched multi-face run (0 = skip)")
     p.add_argument("--min-face", type=float, default=48.0)
     p.add_argument("--repeats", type=int, default=3, help="runs of each shtrack row; the median run is reported")
+    p.add_argument("--versus", nargs="*", default=[], metavar="LABEL=SHTRACK",
+                   help="another installed version's shtrack executable (e.g. v0.2.0=../venv-v020/bin/shtrack): the "
+                        "whole `shtrack` command of each version, default flags, alternating over --repeats rounds on "
+                        "every input; reports the same-run FPS ratio (this machine's speed drifts between days)")
+    p.add_argument("--input", type=Path, help="time this clip as it is (e.g. a crowd scene) instead of --video")
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
     args = p.parse_args(argv)
@@ -176,9 +198,9 @@ def main(argv=None) -> int:
 
     size = tuple(int(v) for v in args.size.split("x"))
     CACHE.mkdir(parents=True, exist_ok=True)
-    single = make_input(args.video, size, args.frames)
+    single = args.input if args.input else make_input(args.video, size, args.frames)
     inputs = {"1 face": single}
-    if args.multi_faces > 1:
+    if args.multi_faces > 1 and not args.input:
         inputs[f"{args.multi_faces} faces"] = make_input(args.video, size, args.frames, args.multi_faces)
     results, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,6 +246,25 @@ def main(argv=None) -> int:
                 st = r["stages"]
                 rows.append([key, f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}", f"{1000.0 / r['fps']:.1f} (mean)",
                              f"{st['decode']['p50']:.2f}", "(in graph)", "", f"{st['landmarks']['p50']:.2f}", "", "", ""])
+        versus = dict(v.split("=", 1) for v in args.versus)
+        if versus:
+            for label, video in inputs.items():
+                frames = _frames(video)
+                commands = {"this version": [sys.executable, "-m", "tracker.cli"],
+                            **{name: [exe] for name, exe in versus.items()}}
+                walls = {name: [] for name in commands}
+                for _ in range(args.repeats):         # alternating, so drift hits every version alike
+                    for name, program in commands.items():
+                        walls[name].append(run_command(program, video, Path(tmp) / f"{name}.csv"))
+                for name, w in walls.items():
+                    fps = frames / float(np.median(w))
+                    results[f"shtrack {name}, whole command ({label})"] = {"fps": fps, "walls": w, "frames": frames}
+                for name in versus:
+                    mine = results[f"shtrack this version, whole command ({label})"]
+                    mine[f"ratio_to_{name}"] = mine["fps"] / results[f"shtrack {name}, whole command ({label})"]["fps"]
+                    rows.append([f"this version / {name}, whole command ({label})",
+                                 f"{mine['fps']:.1f} / {results[f'shtrack {name}, whole command ({label})']['fps']:.1f}",
+                                 "", f"{mine[f'ratio_to_{name}']:.2f}x"] + [""] * len(STAGES))
     dlib_fps = results.get("dlib HOG+68 (1 face)", {}).get("fps")
     mediapipe_fps = results.get("MediaPipe FaceMesh (1 face)", {}).get("fps")
     for key, r in results.items():
