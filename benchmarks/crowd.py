@@ -169,24 +169,30 @@ def _paste(frame: np.ndarray, actor: Actor, t: int) -> np.ndarray:
     return actor.xy @ m[:, :2].T + m[:, 2]
 
 
-def make_scene(spec: SceneSpec, records, photos, frames: int, seed: int, path: Path) -> np.ndarray:
-    """Write the clip to `path` (H.264) -> ground truth (frames, faces, 68, 2) in frame px."""
+def make_scene(spec: SceneSpec, records, photos, frames: int, seed: int, path: Path,
+               degraded: bool = False) -> np.ndarray:
+    """Write the clip to `path` (H.264 CRF 23; `degraded`: sensor noise sigma 2 on every frame and CRF 28, the
+    accuracy issue's surveillance protocol) -> ground truth (frames, faces, 68, 2) in frame px."""
     import av
 
     rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng(seed + 1)
     pan = 0.5 * frames + 8
     canvas = _mosaic(spec.width + int(pan) + 2, spec.height + 2, photos, rng)
     actors = _actors(spec, records, frames, rng)
     truth = np.zeros((frames, len(actors), 68, 2), np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"crf": "23", "preset": "veryfast"})
+        stream = container.add_stream("libx264", rate=25, options={"crf": "28" if degraded else "23",
+                                                                   "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         for t in range(frames):
             shift = np.array([[1, 0, -0.5 * t], [0, 1, 0]])
             frame = cv2.warpAffine(canvas, shift, (spec.width, spec.height), flags=cv2.INTER_LINEAR)
             for k, actor in enumerate(actors):
                 truth[t, k] = _paste(frame, actor, t)
+            if degraded:
+                frame = np.clip(frame + noise_rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -286,14 +292,15 @@ def run_shtrack(video: Path, model: str, csv_path: Path, extra: list[str] = (), 
     return time.perf_counter() - start
 
 
-def scenes(frames: int, records) -> list[tuple[SceneSpec, Path, np.ndarray]]:
+def scenes(frames: int, records, degraded: bool = False) -> list[tuple[SceneSpec, Path, np.ndarray]]:
     photos = _backgrounds(TEST_BACKGROUNDS)
     out = []
     for i, spec in enumerate(SCENES):
-        stem = spec.name.split(",")[0] + f"_{spec.faces}f_{int(spec.min_px)}-{int(spec.max_px)}_{frames}"
+        stem = spec.name.split(",")[0] + f"_{spec.faces}f_{int(spec.min_px)}-{int(spec.max_px)}_{frames}" + \
+            ("_noise2_crf28" if degraded else "")
         video, gt = CACHE / f"{stem}.mp4", CACHE / f"{stem}.npy"
         if not (video.exists() and gt.exists()):
-            np.save(gt, make_scene(spec, records, photos, frames, seed=100 + i, path=video))
+            np.save(gt, make_scene(spec, records, photos, frames, seed=100 + i, path=video, degraded=degraded))
         out.append((spec, video, np.load(gt)))
     return out
 
@@ -446,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                         "with its default model on every scene, alternating with --models over --rounds; reports "
                         "each model's FPS ratio to it (this machine's speed drifts: only same-run ratios count)")
     p.add_argument("--rounds", type=int, default=1, help="timed runs per model and scene (the median counts)")
+    p.add_argument("--degraded", action="store_true",
+                   help="scenes with sensor noise (sigma 2) and H.264 CRF 28 (the accuracy issue's protocol)")
     p.add_argument("--frames", type=int, default=125)
     p.add_argument("--no-street", action="store_true")
     p.add_argument("--detector", default="yunet", help="the tracker's --detector (yunet or haar)")
@@ -479,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--detector", args.detector]
     versus = dict(v.split("=", 1) for v in args.versus)
     runs = [(m, m, None) for m in args.models] + [(label, "default", exe) for label, exe in versus.items()]
-    for spec, video, truth in scenes(args.frames, held_out):
+    results["degraded"] = args.degraded
+    for spec, video, truth in scenes(args.frames, held_out, args.degraded):
         entry = {"scene": spec.name, "models": {}}
         walls = {label: [] for label, _, _ in runs}
         for _ in range(args.rounds):        # alternating: drift of the machine's speed hits every label alike
