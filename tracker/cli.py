@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nshtrack: give --source (try: shtrack --source demo)", file=sys.stderr)
         return ExitCode.BAD_INPUT
     if argv[0] == "train":
-        train = _checkout_module("train.__main__", "training")
-        return 2 if train is None else train.main(argv[1:], prog="shtrack train")
+        return _checkout_command(["train", *argv[1:]], "training")
     if argv[0] == "export":
         try:
             import torch  # noqa: F401
@@ -241,22 +240,21 @@ def _silence_stdout() -> None:
         pass
 
 
-def _checkout_module(name: str, what: str):
-    """A module of the source checkout's `train` package, or None after a one-line error. Looked up by name when
-    the command runs: the tracker itself never imports training code (tests/test_layers.py), and the installed
-    wheel does not carry it."""
-    import importlib
+def _checkout_command(args: list[str], what: str) -> int:
+    """`python -m <args>` in the source checkout this tracker was installed from (an editable install): the
+    training code is a checkout's, not the installed package's, and the tracker never imports it
+    (tests/test_layers.py). Outside a checkout: one line saying so."""
+    import subprocess
 
-    # An editable install puts only the listed packages on sys.path; `train` sits beside them in the checkout.
     checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "train" / "__init__.py").is_file() and str(checkout) not in sys.path:
-        sys.path.append(str(checkout))
+    if not (checkout / "train" / "__init__.py").is_file():
+        print(f"shtrack: error: {what} runs from a source checkout (git clone, then pip install -e '.[train]' and "
+              "python -m train ...); this install has no train package", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        print(f"shtrack: error: {what} runs from a source checkout with the [train] extra "
-              f"(pip install -e '.[train]'): {exc}", file=sys.stderr)
-        return None
+        return subprocess.run([sys.executable, "-m", *args], cwd=checkout).returncode
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
 
 
 def _logging(quiet: bool) -> None:
@@ -389,14 +387,12 @@ def export_main(argv: list[str]) -> int:
     if args.onnx:
         print(export_onnx(model, args.onnx, with_face=not args.heatmaps_only, source_sha256=sha256_of(weights)))
     if args.int8:
-        quantize = _checkout_module("train.quantize", "--int8 calibrates on training faces")
-        if quantize is None:
-            return 2
-        try:
-            print(quantize.export_int8(model, args.int8, args.calibration_data, args.calibration_samples))
-        except ValueError as exc:     # DatasetError, or an image of the calibration set that cannot be decoded
-            print(f"shtrack: error: {exc}", file=sys.stderr)
-            return 2
+        # Calibration builds training-style inputs with the checkout's data pipeline: `python -m train.quantize`.
+        code = _checkout_command(["train.quantize", "--weights", str(Path(weights).resolve()), "--out",
+                                  str(args.int8.resolve()), "--calibration-data", str(args.calibration_data.resolve()),
+                                  "--samples", str(args.calibration_samples)], "--int8 (it calibrates on training faces)")
+        if code:
+            return code
     if args.tensorrt:
         try:
             print(export_tensorrt(model, args.tensorrt, with_face=not args.heatmaps_only))
