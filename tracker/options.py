@@ -24,8 +24,20 @@ class TrackerOptions:
     strong_detector_score: float = 0.75  # ...or this much, with landmarks above min_confidence only
     confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
     min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
-    max_misses: int = 3
+    max_misses: int = 3                # low-confidence frames in a row that end a confirmed track
     max_detector_misses: int = 2       # re-checks in a row without a face on the track end it
+    # Track geometry and matching (tracker.tracking; where each value comes from: docs/experiments/index.md).
+    match_iou: float = 0.3             # a detection agrees with a track at this IoU or more
+    new_face_max_overlap: float = 0.25  # a detection covering more of a tracked face (intersection over the
+                                        # smaller box) is that face seen differently, not a new one
+    recheck_score_ratio: float = 0.8   # a re-check accepts detections from this share of min_detector_score
+    drift_iou: float = 0.5             # an agreeing detection overlapping the crop box less moves it half way over
+    occluded_score_ratio: float = 0.8  # confidence under this share of a face's usual one (and no detector
+                                        # support) reports the face hidden, the track going on
+    size_ratio: tuple[float, float] = (0.6, 1.6)   # a landmark box whose side changes by a factor outside
+                                                    # this in one frame fails (a face does not halve or double)
+    min_box: float = 4.0               # a landmark box narrower than this (px) fails
+    duplicate_iou: float = 0.5         # two tracks overlapping this much are one face: the older is kept
     cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
     # auto: fixed-lag RTS, 2 frames of delay for files, 1 for live sources (tracker.smoothing; README, Results)
     smooth: str = "auto"

@@ -37,29 +37,6 @@ def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(np.minimum(area_a, area_b), 1e-9)
 
 
-# A detection covering this much of a tracked face (or of itself) is that face seen differently, not a new one:
-# on the street scene a man looking down got a second detection on his forehead and hair, which overlapped his
-# track by a third of its area (IoU 0.2) and started a track with landmarks on his hair. Landmark boxes are tight
-# around the face, so two real faces overlap this much only when one hides a quarter of the other.
-NEW_FACE_MAX_OVERLAP = 0.25
-
-# A re-check accepts a weaker detection than a new face needs (a fraction of min_detector_score): the track's
-# place is known, and small faces score lower at times (benchmarks.crowd).
-RECHECK_SCORE = 0.8
-
-# A detection that agrees with a track (IoU >= match_iou) but overlaps its box less than this moves the crop box
-# half way onto the detection: the landmark-driven box has drifted (benchmarks.crowd's 1080p small-face scene: a
-# 15-px face whose landmark box grew from 19 to 40 px over 16 frames while re-checks found the face at 17-19 px,
-# IoU 0.35-0.5, until it sat beside the face). On the crowd scenes 98-100% of agreements overlap more (median IoU
-# 0.86). Half way, not all: a full jump to the detector's box made a 15-px face's landmarks jump at every re-check
-# (jitter 0.036 -> 0.057 against 0.039 half way, same recall).
-DRIFT_IOU = 0.5
-
-# Tracks._occluded: "well below its usual confidence". On the crowd scenes a real face's confidence fell to 0.60 of
-# its recent median at worst (a 15-px face); the street scene's woman behind a shoulder fell to 0.49-0.63.
-OCCLUDED_SCORE_RATIO = 0.8
-
-
 @dataclass
 class Track:
     face_id: int                         # -1 until confirmed: ids are only spent on faces
@@ -109,14 +86,14 @@ class Tracks:
     small faces now and then that the landmark model still follows well). A confirmed track's frame is reported
     as not found while the face looks hidden (`_occluded`), and the track goes on."""
 
-    def __init__(self, options: TrackerOptions | None = None, first_id: int = 0, match_iou: float = 0.3):
-        o = options or TrackerOptions()
+    def __init__(self, options: TrackerOptions | None = None, first_id: int = 0):
+        o = self.options = options or TrackerOptions()
         self.max_faces, self.min_confidence, self.max_misses = o.max_faces, o.min_confidence, o.max_misses
         self.candidate_score = o.candidate_score
         self.min_detector_score, self.confirm_confidence = o.min_detector_score, o.confirm_confidence
         self.strong_detector_score = o.strong_detector_score
         self.max_detector_misses = o.max_detector_misses
-        self.match_iou = match_iou
+        self.match_iou = o.match_iou
         self.remember = o.detect_every
         self.active: list[Track] = []
         self.lost: list[LostFace] = []
@@ -154,7 +131,7 @@ class Tracks:
             if detections[di, 4] < self.candidate_score:
                 continue                           # weak detections only confirm known tracks
             if len(self.active) and \
-                    intersection_over_smaller(self.boxes(), detections[di:di + 1]).max() > NEW_FACE_MAX_OVERLAP:
+                    intersection_over_smaller(self.boxes(), detections[di:di + 1]).max() > self.options.new_face_max_overlap:
                 continue
             score = float(detections[di, 4])
             self.active.append(Track(-1, detections[di, :4].copy(), score, scan_score=score,
@@ -175,7 +152,8 @@ class Tracks:
             if not len(overlap) or overlap.max() < self.match_iou:
                 continue
             box = boxes[int(overlap.argmax())]
-            if len(self.active) and intersection_over_smaller(self.boxes(), box[None]).max() > NEW_FACE_MAX_OVERLAP:
+            if len(self.active) and \
+                    intersection_over_smaller(self.boxes(), box[None]).max() > self.options.new_face_max_overlap:
                 continue                               # already tracked again
             self.active.append(Track(-1, box[:4].copy(), float(box[4]), lost=lost))
             claimed.append(lost)
@@ -194,7 +172,7 @@ class Tracks:
         """Detector boxes found around tracks `indices` (Scanner.around): agree, or count a detector miss."""
         for i, boxes in zip(indices, found):
             track = self.active[i]
-            boxes = boxes[boxes[:, 4] >= RECHECK_SCORE * self.min_detector_score]
+            boxes = boxes[boxes[:, 4] >= self.options.recheck_score_ratio * self.min_detector_score]
             overlap = iou(track.box[None], boxes)[0] if len(boxes) else np.zeros(0)
             if len(overlap) and overlap.max() >= self.match_iou:
                 self._agree(track, boxes[int(overlap.argmax())])
@@ -207,7 +185,7 @@ class Tracks:
         # The landmark-driven box lost the face (trust the detector) or drifted from it (move towards it).
         if track.misses > 0:
             track.box = detection[:4].copy()
-        elif iou(track.box[None], detection[None, :4])[0, 0] < DRIFT_IOU:
+        elif iou(track.box[None], detection[None, :4])[0, 0] < self.options.drift_iou:
             track.box = (track.box + detection[:4]) / 2
 
     def update(self, xy: np.ndarray, confidence: np.ndarray,
@@ -225,7 +203,8 @@ class Tracks:
             if new_box is not None:
                 # A face does not halve or double its size between frames: such a box is a failure.
                 ratio = (new_box[2] - new_box[0]) / max(float(track.box[2] - track.box[0]), 1e-6)
-                if not 0.6 < ratio < 1.6 or new_box[2] - new_box[0] < 4:
+                low, high = self.options.size_ratio
+                if not low < ratio < high or new_box[2] - new_box[0] < self.options.min_box:
                     new_box = None
             if new_box is not None and size is not None:
                 cx, cy = (new_box[0] + new_box[2]) / 2, (new_box[1] + new_box[3]) / 2
@@ -282,7 +261,7 @@ class Tracks:
         the landmark model is unsure and well below this face's usual confidence (a face going behind someone:
         the street scene's woman behind a passer-by's shoulder, whose landmarks would sit on his jacket)."""
         return (track.detector_misses > 0 and score < self.confirm_confidence
-                and score < OCCLUDED_SCORE_RATIO * track.usual_score)
+                and score < self.options.occluded_score_ratio * track.usual_score)
 
     def _drop_duplicates(self, ended: list[int]) -> None:
         """Two tracks that converged on one face: keep the older one."""
@@ -291,7 +270,7 @@ class Tracks:
         overlap = iou(self.boxes(), self.boxes())
         np.fill_diagonal(overlap, 0)
         drop = set()
-        for i, j in zip(*np.nonzero(overlap > 0.5)):
+        for i, j in zip(*np.nonzero(overlap > self.options.duplicate_iou)):
             if i in drop or j in drop:
                 continue
             drop.add(i if self.active[i].face_id > self.active[j].face_id else j)
