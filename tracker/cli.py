@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--parquet", type=Path, help="the CSV's columns as Parquet, float32, for long runs (pip install "
                      "'shtrack[parquet]'); `shtrack convert` goes between the two")
     out.add_argument("--save-video", type=Path, help="annotated MP4")
+    out.add_argument("--insets", type=_number(0, float, 1000), default=0.0, metavar="PX",
+                     help="annotated video and window: faces narrower than PX get an enlarged inset beside them; 0 = none")
     out.add_argument("--save-faces", type=Path, metavar="DIR", help="hallucinated faces of each track as PNG")
     out.add_argument("--save-faces-every", type=_number(1, int, 10 ** 9), default=10, metavar="N",
                      help="with --save-faces: one PNG per track every N frames")
@@ -286,7 +288,7 @@ def _tracker_options(args):
 def _outputs(args):
     from .run import Outputs
 
-    return Outputs(csv=args.csv, jsonl=args.jsonl, parquet=args.parquet, video=args.save_video, faces=args.save_faces,
+    return Outputs(csv=args.csv, jsonl=args.jsonl, parquet=args.parquet, video=args.save_video, insets=args.insets, faces=args.save_faces,
                    faces_every=args.save_faces_every, show=args.show, missing_rows=not args.no_missing_rows,
                    resume=args.resume, quiet=args.quiet)
 

@@ -49,6 +49,7 @@ class Outputs:
     resume: bool = False                     # continue an interrupted CSV after its last complete frame
     quiet: bool = False
     summary: bool = True                     # <csv stem>.summary.json beside the CSV (or the JSONL)
+    insets: float = 0.0                      # annotated video / window: faces narrower than this get a zoomed inset
 
     def with_defaults(self, name: str) -> "Outputs":
         """shtrack_out/<name>.csv and <name>_annotated.mp4 when no file output was asked for (the live window is
@@ -135,9 +136,12 @@ def parse_position(text: str) -> tuple[float, bool]:
 def _sinks(outputs: Outputs, src: Source):
     from .sinks import CsvSink, FaceDumpSink, JsonlSink, ParquetSink, VideoSink, WindowSink
 
+    from .annotate import LandmarkAnnotator
+
+    annotator = LandmarkAnnotator(inset_below=outputs.insets)
     sinks = []
     if outputs.show:   # first: a machine without a GUI fails before any output file is touched
-        sinks.append(WindowSink())
+        sinks.append(WindowSink(annotator))
     if outputs.csv:
         sinks.append(CsvSink(outputs.csv, outputs.missing_rows, resume=outputs.resume, file_column=src.photos))
     if outputs.jsonl:
@@ -145,7 +149,7 @@ def _sinks(outputs: Outputs, src: Source):
     if outputs.parquet:
         sinks.append(ParquetSink(outputs.parquet, outputs.missing_rows, file_column=src.photos))
     if outputs.video:
-        sinks.append(VideoSink(outputs.video, src.fps or 25.0))
+        sinks.append(VideoSink(outputs.video, src.fps or 25.0, annotator=annotator))
     if outputs.faces:
         sinks.append(FaceDumpSink(outputs.faces, outputs.faces_every))
     return sinks
