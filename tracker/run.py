@@ -483,10 +483,21 @@ class BatchReport:
     lost: list[str] = field(default_factory=list)               # Ray tasks that died every retry -> why
 
     def log_summary(self, out_dir: Path) -> None:
+        """The batch table: one line per video from its summary (frames, faces found, ids, speed), then failures."""
         done = len(self.videos) - len(self.skipped) - len(self.lost)
         log.info("%d of %d videos -> %s", done, len(self.videos), out_dir)
-        for video, why in self.skipped.items():
-            log.info("  failed: %s (%s)", video, why)
+        names = batch_names(self.videos)
+        for video in self.videos:
+            if video in self.skipped:
+                log.info("  %s: failed (%s)", video.name, self.skipped[video])
+                continue
+            try:
+                s = json.loads((out_dir / f"{names[video]}.summary.json").read_text())
+            except (OSError, ValueError):
+                continue
+            log.info("  %s: %d frames, a face in %d, %d ids, %.1f FPS%s", video.name, s.get("frames", 0),
+                     s.get("frames_with_face", 0), s.get("distinct_ids", 0), s.get("fps", 0.0),
+                     "" if s.get("complete") else " (partial)")
 
     @property
     def exit_code(self) -> int:
