@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N]: torch, tensorrt, or onnxruntime with the "
                        "onnxruntime-gpu package (its CUDA / TensorRT providers)")
+    model.add_argument("--workers", type=_number(1, int, MAX_THREADS), default=1, metavar="N",
+                       help="track one video file in N processes (time segments, tracks joined at the boundaries; "
+                            "with --csv only)")
     model.add_argument("--threads", type=_number(0, int, MAX_THREADS), default=0,
                        help=f"inference threads, at most {MAX_THREADS}; 0: the runtime chooses")
     from .detector import DETECTORS
@@ -341,6 +344,16 @@ def run(args) -> int:
 
     if videos:
         return run_batch(videos, args.out, backend(), options, outputs, args.threads, span).exit_code
+    if args.workers > 1:
+        from .run import check_outputs
+        from .segments import check, run_segments
+
+        check(args)
+        if not span.whole:
+            raise SourceError("--workers tracks the whole file (no --start, --end or --max-frames with it)")
+        check_outputs(outputs, str(args.source))
+        return run_segments(str(args.source), args.csv, args.workers, options, args.weights, ladder, args.backend,
+                            args.threads)
     return run_source(str(args.source), backend, options, outputs, args.threads, span)
 
 

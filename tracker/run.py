@@ -191,7 +191,7 @@ def frame_count(path: Path) -> int | None:
 
 
 def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Outputs, threads: int = 0,
-               span: Span = Span(), on_frame=None) -> int:
+               span: Span = Span(), on_frame=None, first_id: int = 0) -> int:
     """Track one source into its outputs -> 0, or EXIT_PARTIAL when the input ended early. `backend`: a loaded
     backend, or a function of no arguments that loads one (called once the source and outputs are checked, so a
     misspelled path is reported before the model loads)."""
@@ -213,7 +213,7 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
                 stack.push(sink.abandon_unopened)
             sink.acquire()
         fingerprint = source_fingerprint(name)
-        skip_until, last_id = 0, -1
+        skip_until, last_id = 0, first_id - 1
         if outputs.resume and outputs.csv:
             check_resume(outputs, fingerprint, options, sinks)
             skip_until, last_id = cut_csv_for_resume(_partial_of(sinks, outputs.csv))

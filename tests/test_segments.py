@@ -1,0 +1,86 @@
+"""`--workers N`: one file in time segments over processes, stitched into the serial run's output."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from tests.conftest import astronaut_scene, write_video
+from tracker.cli import main
+from tracker.segments import plan
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _points(row):
+    return np.array([[float(row[f"x_{i}"]), float(row[f"y_{i}"])] for i in range(68)])
+
+
+def test_segments_cover_every_frame_once_with_their_warm_up():
+    for total, workers in ((90, 3), (10, 4), (7, 7), (1000, 6)):
+        segments = plan(total, workers, overlap=50, lookahead=3)
+        written = [t for s in segments for t in range(s.start, s.end + 1)]
+        assert written == list(range(1, total + 1))
+        for s in segments:
+            assert s.track_start == max(1, s.start - 50) and s.track_end == min(total, s.end + 3)
+    assert len(plan(3, 8, 10, 2)) == 3
+
+
+def _compare(serial, parallel):
+    """Same frames and rows; ids one-to-one; landmarks within 1% of the inter-ocular distance."""
+    a, b = _rows(serial), _rows(parallel)
+    assert [r["frame"] for r in a] == [r["frame"] for r in b]
+    mapping, worst = {}, 0.0
+    for ra, rb in zip(sorted(a, key=lambda r: (int(r["frame"]), float(r["box_x0"] or -1))),
+                      sorted(b, key=lambda r: (int(r["frame"]), float(r["box_x0"] or -1)))):
+        assert ra["frame"] == rb["frame"] and ra["success"] == rb["success"]
+        if ra["success"] != "1":
+            continue
+        mapping.setdefault(ra["face_id"], set()).add(rb["face_id"])
+        xa, xb = _points(ra), _points(rb)
+        worst = max(worst, float(np.linalg.norm(xa - xb, axis=1).mean() / np.linalg.norm(xa[36] - xa[45])))
+    assert all(len(v) == 1 for v in mapping.values()), mapping
+    assert len({next(iter(v)) for v in mapping.values()}) == len(mapping), "one-to-one"
+    assert worst < 0.01, worst
+    return mapping
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_give_the_serial_runs_frames_ids_and_landmarks(tmp_path, workers):
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(90, lambda i: [(80 + i * 0.5, 120), (240 - i * 0.3, 110)],
+                                                          40))
+    assert main(["--source", str(clip), "--csv", str(tmp_path / "serial.csv"), "--quiet"]) == 0
+    assert main(["--source", str(clip), "--csv", str(tmp_path / "par.csv"), "--quiet", "--workers", str(workers)]) == 0
+    mapping = _compare(tmp_path / "serial.csv", tmp_path / "par.csv")
+    assert len(mapping) == 2, "each face crossing the boundaries keeps one id"
+    assert not (tmp_path / "par.csv.segments").exists()
+
+
+def test_a_shot_change_at_a_boundary_ends_its_tracks_as_one_run_does(tmp_path):
+    first = astronaut_scene(45, lambda i: [(90, 120), (230, 120)], 40, seed=1)
+    # Another shot: other faces, the whole picture far brighter (the shot-change test's thumbnails differ).
+    second = [np.clip(f.astype(int) + 90, 0, 255).astype(np.uint8)
+              for f in astronaut_scene(45, lambda i: [(160, 110)], 50, seed=2)]
+    clip = write_video(tmp_path / "cut.mp4", first + second)      # the cut between frames 45 and 46
+    assert main(["--source", str(clip), "--csv", str(tmp_path / "serial.csv"), "--quiet"]) == 0
+    assert main(["--source", str(clip), "--csv", str(tmp_path / "par.csv"), "--quiet", "--workers", "2"]) == 0
+    mapping = _compare(tmp_path / "serial.csv", tmp_path / "par.csv")
+    rows = _rows(tmp_path / "par.csv")
+    before = {r["face_id"] for r in rows if r["success"] == "1" and int(r["frame"]) <= 45}
+    after = {r["face_id"] for r in rows if r["success"] == "1" and int(r["frame"]) > 45}
+    assert before and after and not before & after, "no id spans the cut"
+    assert len(mapping) == len(before) + len(after)
+
+
+def test_workers_flag_rules_are_usage_errors(tmp_path, capsys):
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(5, lambda i: [(160, 120)], 40))
+    for args, says in ((["--jsonl", str(tmp_path / "x.jsonl"), "--csv", str(tmp_path / "o.csv")], "CSV only"),
+                       ([], "--csv FILE"),
+                       (["--csv", str(tmp_path / "o.csv"), "--max-frames", "3"], "whole file")):
+        assert main(["--source", str(clip), "--workers", "2", "--quiet", *args]) == 2
+        assert says in capsys.readouterr().err
