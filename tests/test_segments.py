@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,36 @@ def test_workers_flag_rules_are_usage_errors(tmp_path, capsys):
                        (["--csv", str(tmp_path / "o.csv"), "--max-frames", "3"], "whole file")):
         assert main(["--source", str(clip), "--workers", "2", "--quiet", *args]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_resume_redoes_only_the_segments_not_done(tmp_path, monkeypatch):
+    import tracker.segments as segments
+    from tracker.pipeline import TrackerOptions
+
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(60, lambda i: [(100 + i, 120)], 40))
+    options = TrackerOptions()
+    assert segments.run_segments(str(clip), tmp_path / "fresh.csv", 2, options, None, False) == 0
+    # A run that died after its first segment: that segment's CSV and mark are there, the second's are not.
+    out = tmp_path / "o.csv"
+    real = segments._run_jobs
+    monkeypatch.setattr(segments, "_run_jobs", lambda jobs, ray: real(jobs[:1], ray))
+    with pytest.raises(FileNotFoundError):
+        segments.run_segments(str(clip), out, 2, options, None, False)
+    ran = []
+    monkeypatch.setattr(segments, "_run_jobs", lambda jobs, ray: (ran.extend(j["csv"] for j in jobs), real(jobs, ray)))
+    assert segments.run_segments(str(clip), out, 2, options, None, False, resume=True) == 0
+    assert [Path(p).name for p in ran] == ["segment-0001.csv"]
+    assert out.read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_ray_segments_give_the_same_output_as_local_workers(tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'shtrack[cluster]')")
+    clip = write_video(tmp_path / "c.mp4", astronaut_scene(60, lambda i: [(100 + i, 120), (230, 100)], 40))
+    assert main(["--source", str(clip), "--csv", str(tmp_path / "local.csv"), "--quiet", "--workers", "2"]) == 0
+    try:
+        assert main(["--source", str(clip), "--csv", str(tmp_path / "ray.csv"), "--quiet", "--workers", "2",
+                     "--ray", "local"]) == 0
+    finally:
+        ray.shutdown()
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()

@@ -319,8 +319,8 @@ def run(args) -> int:
     if videos and (args.jsonl or args.parquet or args.save_video or args.save_faces or args.csv):
         raise SourceError(f"{args.source}: batch mode writes one CSV per video into --out; --csv, --jsonl, "
                           "--save-video and --save-faces name single files: run videos one by one for those")
-    if args.ray and not videos:
-        raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR")
+    if args.ray and not videos and args.workers <= 1:
+        raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR, or one file with --workers N")
     if args.weights is not None and not Path(args.weights).exists():
         raise SourceError(f"{args.weights}: weights file not found")
     options, outputs = _tracker_options(args), _outputs(args)
@@ -353,7 +353,7 @@ def run(args) -> int:
             raise SourceError("--workers tracks the whole file (no --start, --end or --max-frames with it)")
         check_outputs(outputs, str(args.source))
         return run_segments(str(args.source), args.csv, args.workers, options, args.weights, ladder, args.backend,
-                            args.threads)
+                            args.threads, ray_address=args.ray, resume=args.resume)
     return run_source(str(args.source), backend, options, outputs, args.threads, span)
 
 

@@ -13,7 +13,8 @@ it.
 
 Frames before a worker's start are decoded and dropped (tracker.run.Span), so every worker decodes the file from
 its beginning: on many cores a long file's workers spend that decode time in turn (docs/how-it-works.md gives the
-scaling model). `--workers` runs local processes.
+scaling model). `--workers` runs local processes, `--workers N --ray ADDRESS` the same jobs as Ray tasks (a task
+whose worker dies is retried), with the same output; `--resume` redoes only the segments not finished.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def plan(total: int, workers: int, overlap: int, lookahead: int) -> list[Segment
 
 
 def _track_segment(job: dict) -> str:
-    """A worker: track one segment into its own CSV. `job` holds only plain values (spawned processes)."""
+    """A worker: track one segment into its own CSV, then mark it done (`<csv>.done`: --resume skips it; a CSV
+    without its mark is redone). `job` holds only plain values (spawned processes, Ray tasks)."""
     from .backends import load_backend, load_ladder
     from .run import Outputs, Span, run_source
 
@@ -61,15 +63,43 @@ def _track_segment(job: dict) -> str:
         backend = load_ladder(job["kind"], "cpu", job["threads"])
     else:
         backend = load_backend(job["weights"], job["kind"], "cpu", job["threads"])
-    run_source(job["source"], backend, job["options"], Outputs(csv=Path(job["csv"]), quiet=True, summary=False),
-               job["threads"], Span(start=job["track_start"], end=job["track_end"]), first_id=job["first_id"])
+    code = run_source(job["source"], backend, job["options"],
+                      Outputs(csv=Path(job["csv"]), quiet=True, summary=False), job["threads"],
+                      Span(start=job["track_start"], end=job["track_end"]), first_id=job["first_id"])
+    if code == 0:
+        Path(job["csv"] + ".done").write_text(f"frames {job['track_start']}-{job['track_end']}\n")
     return job["csv"]
 
 
+def _run_jobs(jobs: list[dict], ray_address: str | None, max_retries: int = 3) -> None:
+    """Every job on local processes, or as Ray tasks (a task whose worker dies is retried)."""
+    if not jobs:
+        return
+    if ray_address is None:
+        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+            list(pool.map(_track_segment, jobs))
+        return
+    try:
+        import ray
+    except ImportError:
+        from .sources import SourceError
+
+        raise SourceError("--ray needs Ray: pip install 'shtrack[cluster]'") from None
+    if not ray.is_initialized():
+        if ray_address == "local":
+            ray.init(num_cpus=min(len(jobs), os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=ray_address, log_to_driver=False)
+    task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_track_segment)
+    ray.get([task.remote(job) for job in jobs])
+
+
 def run_segments(source: str, out_csv: Path, workers: int, options, weights: Path | None, ladder: bool,
-                 kind: str = "auto", threads: int = 0, overlap: int | None = None) -> int:
-    """Track `source` with `workers` processes into `out_csv` -> 0. The segments' own CSVs are kept in
-    `<out_csv>.segments/` until the stitched file is in place (a failed run leaves them there)."""
+                 kind: str = "auto", threads: int = 0, overlap: int | None = None, ray_address: str | None = None,
+                 resume: bool = False) -> int:
+    """Track `source` in `workers` segments (local processes, or Ray tasks with `ray_address`) into `out_csv`
+    -> 0. The segments' own CSVs are kept in `<out_csv>.segments/` until the stitched file is in place (a failed
+    run leaves them there, and `resume` redoes only the segments not marked done)."""
     from .run import frame_count
     from .sinks import CSV_COLUMNS
     from .sources import SourceError
@@ -87,13 +117,17 @@ def run_segments(source: str, out_csv: Path, workers: int, options, weights: Pat
              "weights": str(weights) if weights else None, "ladder": ladder, "kind": kind, "threads": per_worker,
              "track_start": s.track_start, "track_end": s.track_end, "first_id": k * ID_STRIDE}
             for k, s in enumerate(segments)]
-    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-        parts = [Path(p) for p in pool.map(_track_segment, jobs)]
+    todo = [job for job in jobs if not (resume and Path(job["csv"] + ".done").exists())]
+    if resume and len(todo) < len(jobs):
+        log.info("%s: %d of %d segments were done, %d to go", source, len(jobs) - len(todo), len(jobs), len(todo))
+    _run_jobs(todo, ray_address)
+    parts = [Path(job["csv"]) for job in jobs]
     tmp = out_csv.with_name(out_csv.name + ".partial")
     stitch(parts, segments, tmp, CSV_COLUMNS)
     os.replace(tmp, out_csv)
     for part in parts:
         part.unlink()
+        Path(str(part) + ".done").unlink()
     folder.rmdir()
     log.info("%s: %d frames in %d segments -> %s", source, total, len(segments), out_csv)
     return 0
@@ -179,7 +213,7 @@ def check(args) -> None:
         raise SourceError(f"{args.source}: --workers splits one video file (a folder runs its videos one by one)")
     if args.csv is None or str(args.csv) == "-":
         raise SourceError("--workers writes the stitched CSV to a file: give --csv FILE")
-    if args.jsonl or args.parquet or args.save_video or args.save_faces or args.resume or args.show or args.ray:
-        raise SourceError("--workers writes a CSV only (no --jsonl, --parquet, --save-video, --save-faces, --resume, "
-                          "--show or --ray with it)")
+    if args.jsonl or args.parquet or args.save_video or args.save_faces or args.show:
+        raise SourceError("--workers writes a CSV only (no --jsonl, --parquet, --save-video, --save-faces or --show "
+                          "with it)")
 
