@@ -153,7 +153,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, required=True, help="DHLN weights every arm starts from")
     p.add_argument("--fptn-init", type=Path, required=True, help="pretrained FPTN (train fptn) for the SHT arms")
     p.add_argument("--runs", type=Path, required=True, help="folder of the arms' run folders")
-    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=None,
+                   help="default: every arm (the teacher arms only with --teacher)")
     p.add_argument("--steps", type=int, default=600, help="optimiser steps of every arm")
     p.add_argument("--batch-size", type=int, default=16, help="pairs per SHT step (the control takes twice as many faces)")
     p.add_argument("--lr", type=float, default=1e-4)
@@ -184,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.arms is None:
+        args.arms = [a for a in ARMS if args.teacher is not None or not a.startswith("teacher")]
     if args.teacher is None and any(a.startswith("teacher") for a in args.arms):
         parser().error("the teacher arms need --teacher")
     for arm in args.arms:

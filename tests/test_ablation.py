@@ -31,7 +31,7 @@ def test_ablation_trains_every_arm_the_same_number_of_steps_and_scores_them(face
     argv = ["--init", str(tiny_weights), "--fptn-init", str(fptn / "fptn.safetensors"), "--runs", str(runs),
             "--steps", "2", "--batch-size", "2", "--ckpt-every", "2", "--log-every", "1", "--threads", "1",
             "--fptn-channels", "8", "--fptn-blocks", "1", "--data", str(faces_300w), "--val-fraction", "0.3",
-            "--videos", str(videos), "--images", str(photos), "--no-clips", "--no-card",
+            "--videos", str(videos), "--images", str(photos), "--teacher", str(faces_300w), "--no-clips", "--no-card",
             "--ship", str(tmp_path / "shipped.safetensors"),
             "--train-args", "--workers", "0"]
     assert ablation.main(argv) == 0
@@ -50,9 +50,12 @@ def test_ablation_trains_every_arm_the_same_number_of_steps_and_scores_them(face
     assert {k: v for k, v in again.items() if k not in ("seed", "out")} == \
         {k: v for k, v in control.items() if k not in ("seed", "out")}
     assert json.loads((runs / "sht-i" / "config.json").read_text())["unlabelled_pairs"] == "image"
+    assert json.loads((runs / "teacher" / "config.json").read_text())["teacher"] == str(faces_300w)
+    both = json.loads((runs / "teacher-sht" / "config.json").read_text())
+    assert both["teacher"] == str(faces_300w) and both["unlabelled_pairs"] == "both"
     assert "transfer_l1" in result["arms"]["sht-v"]["gradient_shares"]
     assert "gain_over_control" not in result["arms"]["control"]
-    for arm in ("sht", "sht-v", "sht-i", "control-2"):
+    for arm in ("sht", "sht-v", "sht-i", "teacher", "teacher-sht", "control-2"):
         gain = result["arms"][arm]["gain_over_control"]["16px"]
         control, scored = result["arms"]["control"]["faces"]["16px"]["nme"], result["arms"][arm]["faces"]["16px"]["nme"]
         assert gain["relative"] == pytest.approx(1 - scored / control)
