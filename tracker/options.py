@@ -44,6 +44,9 @@ class TrackerOptions:
     rts: RtsParams = RtsParams()
     one_euro: OneEuroParams = OneEuroParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
+    # success=1 also needs the face's predicted NME under its weights' threshold (tracker.reliability; the
+    # `<weights>.reliability.json` beside them); weights without that file use the confidence rules alone.
+    use_reliability: bool = True
     camera: Camera = Camera()          # head pose (tracker.pose): the pinhole camera; defaults from the frame size
 
     def __post_init__(self):

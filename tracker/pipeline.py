@@ -54,6 +54,9 @@ class FaceTracker:
         if options.hallucinate and not self.backend.faces:
             raise ValueError("hallucinated faces asked for, but the backend was loaded without them (faces=True)")
         self.options = options
+        from .reliability import for_backend
+
+        self.reliability = [for_backend(r.backend) if options.use_reliability else None for r in self.ladder.rungs]
         self.scanner = Scanner(load_detector(options.detector, threads), options.min_face, options.detect_every)
         self.cuts = CutDetector(options.cut_threshold)
         self.tracks = Tracks(options, first_id=first_id)
@@ -148,7 +151,8 @@ class FaceTracker:
             self.tracks.recheck(new, self.scanner.around(frame.image, refined))
             _lap(timings, "detect", t, add=True)
         before = list(self.tracks.active)
-        success, _ = self.tracks.update(xy, confidence, frame.size)
+        reliable = self._reliable(xy, confidence, boxes, rungs)
+        success, _ = self.tracks.update(xy, confidence, frame.size, reliable)
         # Report confirmed tracks only (tentative ones that failed confirmation were dropped by update).
         report = [i for i, tr in enumerate(before) if tr.confirmed]
         ids = np.array([before[i].face_id for i in report], np.int64)
@@ -156,6 +160,16 @@ class FaceTracker:
         names = np.array(self.ladder.names)[rungs[report]] if report else np.zeros(0, str)
         return FrameResult(frame, Faces(xy[report], confidence[report], boxes[report], ids, success[report],
                                         hallucinated, names), timings)
+
+    def _reliable(self, xy: np.ndarray, confidence: np.ndarray, boxes: np.ndarray, rungs: np.ndarray) -> np.ndarray:
+        """(n,) bool: each face's landmarks pass its model's reliability test (tracker.reliability), True where
+        the model has none."""
+        out = np.ones(len(xy), bool)
+        for r, model in enumerate(self.reliability):
+            which = np.flatnonzero(rungs == r)
+            if model is not None and len(which):
+                out[which] = model.reliable(xy[which], confidence[which], boxes[which, 2] - boxes[which, 0])
+        return out
 
     def _landmarks(self, image: np.ndarray, boxes: np.ndarray, rungs: np.ndarray, timings: dict):
         """Face boxes and their ladder rungs -> landmarks (n, 68, 2) in source px, confidence (n, 68), the

@@ -188,11 +188,13 @@ class Tracks:
         elif iou(track.box[None], detection[None, :4])[0, 0] < self.options.drift_iou:
             track.box = (track.box + detection[:4]) / 2
 
-    def update(self, xy: np.ndarray, confidence: np.ndarray,
-               size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
+    def update(self, xy: np.ndarray, confidence: np.ndarray, size: tuple[int, int] | None = None,
+               reliable: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """Landmarks of every active track (same order as boxes()) -> success flags (confirmed tracks with
         trusted landmarks this frame; align with the tracks as they were), ids of ended tracks. `size`
-        (width, height): a face whose landmark box is centred outside the frame is a miss."""
+        (width, height): a face whose landmark box is centred outside the frame is a miss. `reliable`: which
+        faces' landmarks pass the reliability test (tracker.reliability); the others are tracked on but not
+        reported as found."""
         success = np.zeros(len(self.active), bool)
         ended, keep = [], []
         confirmed_count = sum(t.confirmed for t in self.active)
@@ -236,7 +238,7 @@ class Tracks:
                 # overshoots a stopping face costs more than one that lags a moving one).
                 track.box = new_box + np.tile(track.velocity * 0.5, 2)
                 track.xy, track.misses = xy[i], 0
-                success[i] = not self._occluded(track, score)
+                success[i] = not self._occluded(track, score) and (reliable is None or bool(reliable[i]))
                 if success[i]:
                     track.usual_score = score if track.usual_score == 0 else 0.9 * track.usual_score + 0.1 * score
             else:
