@@ -53,3 +53,8 @@ def test_the_csv_carries_openfaces_pose_columns_before_the_landmarks(tmp_path):
     assert names[5:11] == ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"] and names[11] == "x_0"
     values = dict(zip(names, first.split(",")))
     assert 200 < float(values["pose_Tz"]) < 5000 and abs(float(values["pose_Ry"])) < 1.0
+
+
+def test_collapsed_or_missing_points_give_no_pose_and_no_error():
+    pose = HeadPose().estimate(np.stack([np.full((68, 2), 50.0), np.full((68, 2), np.nan)]), (320, 240))
+    assert np.isnan(pose).all()

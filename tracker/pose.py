@@ -81,7 +81,10 @@ class HeadPose:
                 continue
             # SQPnP: the global minimum of the squared reprojection error in one call (0.14 ms a face on this
             # project's CPU, a tenth of EPnP followed by Levenberg-Marquardt, the same angles to 0.01 degree).
-            ok, rvec, tvec = cv2.solvePnP(self.model, points, k, None, flags=cv2.SOLVEPNP_SQPNP)
+            try:
+                ok, rvec, tvec = cv2.solvePnP(self.model, points, k, None, flags=cv2.SOLVEPNP_SQPNP)
+            except cv2.error:                 # points collapsed onto one spot (a failed face): no pose
+                continue
             if not ok or tvec[2, 0] <= 0:     # behind the camera: no pose
                 continue
             out[i, :3] = tvec[:, 0]
