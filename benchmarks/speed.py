@@ -191,6 +191,7 @@ def main(argv=None) -> int:
                         "whole `shtrack` command of each version, default flags, alternating over --repeats rounds on "
                         "every input; reports the same-run FPS ratio (this machine's speed drifts between days)")
     p.add_argument("--input", type=Path, help="time this clip as it is (e.g. a crowd scene) instead of --video")
+    p.add_argument("--name", default="speed", help="results file (benchmarks/results/NAME.json)")
     p.add_argument("--no-dlib", action="store_true")
     p.add_argument("--no-mediapipe", action="store_true")
     args = p.parse_args(argv)
@@ -278,7 +279,7 @@ def main(argv=None) -> int:
         peers = {"ratio_to_dlib": "dlib", "ratio_to_mediapipe": "MediaPipe"}
         console.print({k: ", ".join(f"{v[r]:.1f}x {name}" for r, name in peers.items() if r in v)
                        for k, v in results.items()})
-    save("speed", {"video": str(args.video), "size": args.size, "frames": args.frames, "threads": args.threads,
+    save(args.name, {"video": str(args.video), "size": args.size, "frames": args.frames, "threads": args.threads,
                    "repeats": args.repeats,
                    "results": results})
     return 0

@@ -39,12 +39,12 @@ def test_success_follows_the_reliability_threshold(tmp_path, bundled_weights, ma
     shutil.copy(bundled_weights, weights)
     shutil.copy(bundled_weights.with_suffix(".onnx"), weights.with_suffix(".onnx"))
     reliability_path(weights).write_text(_model(max_nme))
-    results = list(track("demo", weights=weights, backend="onnxruntime"))[:40]
+    results = list(track("demo", weights=weights, backend="onnxruntime", use_reliability=True))[:40]
     reported = sum(int(r.faces.success.sum()) for r in results)
     tracked = sum(len(r.faces) for r in results)
     assert tracked >= 38                                   # the face is tracked either way
     assert (reported >= 38) if expect_success else (reported == 0)
-    off = list(track("demo", weights=weights, backend="onnxruntime", use_reliability=False))[:40]
+    off = list(track("demo", weights=weights, backend="onnxruntime"))[:40]      # the default: off
     assert sum(int(r.faces.success.sum()) for r in off) >= 38
 
 
@@ -57,7 +57,7 @@ def test_a_damaged_reliability_file_is_a_one_line_error(tmp_path, bundled_weight
     shutil.copy(bundled_weights.with_suffix(".onnx"), weights.with_suffix(".onnx"))
     reliability_path(weights).write_text(json.dumps({"format": "shtrack-reliability/1", "features": ["x"]}))
     with pytest.raises(WeightsError, match="reliability"):
-        track("demo", weights=weights)
+        track("demo", weights=weights, use_reliability=True)
 
 
 def test_the_bundled_model_ships_its_reliability_file():

@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "over them; the first frame and shot changes are searched whole)")
     trk.add_argument("--min-confidence", type=_number(0.0, float, 1.0), default=defaults.min_confidence,
                      help="mean heatmap peak below which a frame counts as a miss")
-    trk.add_argument("--no-reliability", action="store_true",
-                     help="success=1 from the confidence rules alone, without the weights' reliability model")
+    trk.add_argument("--reliability", action="store_true",
+                     help="success=1 also needs the face's predicted NME under the weights' reliability threshold "
+                          "(their .reliability.json; MODEL_CARD.md)")
     trk.add_argument("--cut-threshold", type=_number(0, float, 255), default=defaults.cut_threshold,
                      help="shot-change test: thumbnail difference (0-255) that ends every track; 0 = off")
     pose = p.add_argument_group("head pose (pose_Tx..pose_Rz: the camera; default: OpenFace's guess from the frame)")
@@ -287,7 +288,7 @@ def _tracker_options(args):
                           rts=defaults.rts if args.smooth_lag is None else
                           dataclasses.replace(defaults.rts, lag=args.smooth_lag, live_lag=args.smooth_lag),
                           hallucinate=args.save_faces is not None,
-                          camera=Camera(args.fx, args.fy, args.cx, args.cy), use_reliability=not args.no_reliability)
+                          camera=Camera(args.fx, args.fy, args.cx, args.cy), use_reliability=args.reliability)
 
 
 def _outputs(args):

@@ -44,9 +44,10 @@ class TrackerOptions:
     rts: RtsParams = RtsParams()
     one_euro: OneEuroParams = OneEuroParams()
     hallucinate: bool = False          # return the hallucinated faces (for --save-faces)
-    # success=1 also needs the face's predicted NME under its weights' threshold (tracker.reliability; the
-    # `<weights>.reliability.json` beside them); weights without that file use the confidence rules alone.
-    use_reliability: bool = True
+    # With it, success=1 also needs the face's predicted NME under its weights' threshold (tracker.reliability;
+    # the `<weights>.reliability.json` beside them). Off by default: the bundled cpu-rt's model turned away 6% of
+    # the good 32-64 px faces of the 1080p crowd scene (MODEL_CARD.md, "Success flag").
+    use_reliability: bool = False
     camera: Camera = Camera()          # head pose (tracker.pose): the pinhole camera; defaults from the frame size
 
     def __post_init__(self):
