@@ -516,3 +516,66 @@ def test_running_out_of_threads_is_an_error_not_damaged_frames():
     assert _resource_error(OSError(errno.EAGAIN, "Resource temporarily unavailable"))
     assert _resource_error(OSError(errno.ENOMEM, "Cannot allocate memory"))
     assert not _resource_error(ValueError("bad frame"))
+
+
+def test_the_summary_names_damaged_frames_and_an_early_end(tmp_path, tiny_weights):
+    clip = _clip(tmp_path, n=40)
+    data = bytearray(clip.read_bytes())
+    start = data.find(b"mdat") + 4
+    for k in range(start + 3000, min(len(data) - 2000, start + 9000), 97):
+        data[k] ^= 0xFF                                  # bytes overwritten mid-file
+    clip.write_bytes(bytes(data))
+    out = tmp_path / "o.csv"
+    code, err = _run("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet")
+    summary = json.loads((tmp_path / "o.summary.json").read_text())
+    assert code in (0, 3) and summary.get("warnings"), (code, err, summary.get("warnings"))
+    assert any("damaged" in w or "ended early" in w for w in summary["warnings"])
+
+
+def test_an_output_deleted_under_the_run_is_an_error_not_a_success(tmp_path):
+    import shutil
+
+    from tracker.sinks import CsvSink, OutputError
+
+    folder = tmp_path / "od"
+    sink = CsvSink(folder / "o.csv")
+    sink.__enter__()
+    shutil.rmtree(folder)
+    with pytest.raises(OutputError, match="deleted while the run wrote it"):
+        sink.__exit__(None, None, None)
+
+
+def test_resume_refuses_another_model_and_a_stream_output(tmp_path, tiny_weights, bundled_weights):
+    clip = _clip(tmp_path, n=12)
+    out = tmp_path / "o.csv"
+    _interrupted(tmp_path, tiny_weights, clip, out)
+    before = out.read_bytes()
+    code, err = _run("--source", str(clip), "--csv", str(out), "--weights", str(bundled_weights), "--resume",
+                     "--quiet")
+    assert code == 2 and "another model" in err, err
+    assert out.read_bytes() == before
+    code, err = _run("--source", str(clip), "--csv", "-", "--weights", str(tiny_weights), "--resume", "--quiet")
+    assert code == 2 and "--resume continues a file" in err
+
+
+def test_onnx_runtime_failing_mid_inference_is_a_one_line_backend_error(bundled_weights):
+    from sht_model.errors import BackendError
+    from tracker.backends import load_backend
+
+    backend = load_backend(bundled_weights, "onnxruntime")
+    with pytest.raises(BackendError, match="ONNX Runtime failed"):
+        backend.infer(np.zeros((1, 3, 7, 7), np.float32))        # a shape the graph cannot take
+
+
+def test_as_keypoints_needs_supervision_and_says_so():
+    import importlib.util
+
+    from tracker.types import Faces
+
+    faces = Faces(np.zeros((1, 68, 2)), np.ones((1, 68)), np.zeros((1, 4)), np.array([4]), np.array([True]))
+    if importlib.util.find_spec("supervision") is None:
+        with pytest.raises(ImportError, match="pip install supervision"):
+            faces.as_keypoints()
+    else:
+        keypoints = faces.as_keypoints()
+        assert keypoints.xy.shape == (1, 68, 2) and list(keypoints.class_id) == [4]

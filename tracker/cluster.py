@@ -50,7 +50,8 @@ def run_batch_ray(videos: list[Path], out_dir: Path, address: str, model: dict, 
     task = ray.remote(max_retries=max_retries, retry_exceptions=False)(task_body)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = batch_names(videos)
-    pending = [task.remote(model, options, outputs, str(v), str(out_dir / f"{names[v]}.csv")) for v in videos]
+    refs = {task.remote(model, options, outputs, str(v), str(out_dir / f"{names[v]}.csv")): v for v in videos}
+    pending = list(refs)
     report = BatchReport(list(videos))
     with Progress(disable=outputs.quiet, transient=True) as progress:
         bar = progress.add_task(f"videos on Ray ({address})", total=len(pending))
@@ -60,8 +61,9 @@ def run_batch_ray(videos: list[Path], out_dir: Path, address: str, model: dict, 
                 try:
                     video, status, why = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    report.lost.append(str(exc).splitlines()[0])
-                    log.error("task failed after %d retries: %s", max_retries, report.lost[-1])
+                    report.lost.append(f"{refs[ref]}: {str(exc).splitlines()[0]}")
+                    log.error("%s: its task failed after %d retries (%s)", refs[ref], max_retries,
+                              str(exc).splitlines()[0])
                 else:
                     if status == "skipped":
                         report.skipped[Path(video)] = why

@@ -216,11 +216,13 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
         skip_until, last_id = 0, first_id - 1
         if outputs.resume and outputs.csv:
             check_resume(outputs, fingerprint, options, sinks)
+        if callable(backend) and not hasattr(backend, "infer"):
+            backend = backend()
+        if outputs.resume and outputs.csv:
+            check_resume_model(outputs, backend)
             skip_until, last_id = cut_csv_for_resume(_partial_of(sinks, outputs.csv))
             if outputs.jsonl:
                 cut_jsonl_for_resume(_partial_of(sinks, outputs.jsonl), skip_until)
-        if callable(backend) and not hasattr(backend, "infer"):
-            backend = backend()
         # After a resume, tracks are new: their ids continue above the CSV's, so no id names two people.
         tracker = FaceTracker(backend, options, threads, first_id=last_id + 1)
         summary = Summary(outputs.summary_path(), src, backend, options, span, fingerprint, skip_until)
@@ -241,11 +243,16 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
         except KeyboardInterrupt:
             summary.finish(monitor.stats, interrupted=True)
             raise
+        warnings = []
+        if src.skipped:
+            warnings.append(f"{src.skipped} damaged frames/packets skipped")
+        if src.ended_early:
+            warnings.append(f"the input ended early, after frame {src.frames_read}: the outputs are partial")
+        for text in warnings:
+            summary.warn(text)
+            log.warning("%s: %s", src.name, text)
         summary.finish(monitor.stats)
-    if src.skipped:
-        log.warning("%s: %d damaged frames/packets skipped", src.name, src.skipped)
     if src.ended_early:
-        log.warning("%s: ended early, after frame %d: the outputs are partial", src.name, src.frames_read)
         return EXIT_PARTIAL
     for label, path in (("csv", outputs.csv), ("jsonl", outputs.jsonl), ("parquet", outputs.parquet),
                         ("video", outputs.video),
@@ -327,6 +334,21 @@ def check_resume(outputs: Outputs, fingerprint: dict, options: TrackerOptions, s
     if not same_options:
         raise SourceError(f"{outputs.csv}: cannot --resume with other tracking options than its run's "
                           f"(see {path.name})")
+
+
+def check_resume_model(outputs: Outputs, backend) -> None:
+    """--resume with the model the run began with (its architecture and weights file)."""
+    path = outputs.summary_path()
+    if path is None or not path.exists():
+        return            # a fresh run (check_resume refused a continued one without its summary)
+    try:
+        saved = json.loads(path.read_text())["model"]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise SourceError(f"{path}: cannot --resume, the summary is damaged") from None
+    mine = _model_facts(backend)
+    if (saved.get("config"), saved.get("weights")) != (mine["config"], mine["weights"]):
+        raise SourceError(f"{outputs.csv}: cannot --resume with another model than its run's "
+                          f"({saved.get('weights')} there, {mine['weights']} now)")
 
 
 def _jsonable(value):

@@ -73,7 +73,9 @@ class _AtomicFile:
             self.path = Path(os.path.realpath(self.path))
         self.direct = self.stdout or (self.path.exists() and not self.path.is_file() and not self.path.is_dir())
         self.partial = self.path if self.direct else self.path.with_name(self.path.name + ".partial")
-        self.resume = resume and not self.direct
+        if resume and self.direct:
+            raise OutputError(f"{path}: --resume continues a file; this is standard output, a FIFO or a device")
+        self.resume = resume
         self.frames = 0                       # frames appended by this run
         self._lock_fd: int | None = None
         self._moved = False                   # resume: the final file was moved to the partial name
@@ -166,9 +168,15 @@ class _AtomicFile:
             self._release()
 
     def _finalise(self) -> None:
-        if not self.direct and self.partial.exists():
-            os.replace(self.partial, self.path)
-        self._release()
+        try:
+            if not self.direct:
+                if not self.partial.exists():
+                    # Deleted under the run (its folder removed, say): never report a file that is not there.
+                    raise OutputError(f"{self.path}: {self.partial.name} was deleted while the run wrote it; "
+                                      "nothing is in place")
+                os.replace(self.partial, self.path)
+        finally:
+            self._release()
 
     def _release(self) -> None:
         if self._lock_fd is not None:

@@ -130,5 +130,11 @@ class OnnxBackend:
             "ExecutionProvider", "").lower())
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        try:
+            out = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        except Exception as exc:  # noqa: BLE001 -- ORT's Fail / RuntimeException / InvalidArgument classes
+            from sht_model.errors import BackendError
+
+            raise BackendError(f"ONNX Runtime failed on a batch of {len(batch)} faces "
+                               f"({str(exc).strip().splitlines()[0][:200]})") from None
         return out[0], (out[1] if self.faces else None)
