@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .common import RESULTS, markdown_header, pct, replace_block
 
-README = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+RESULTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         model_latency.main([])
         speed.main([])
         lowres.main([])
-    replace_block(README, START, END, render())
+    replace_block(RESULTS_PAGE, START, END, render())
     return 0
 
 

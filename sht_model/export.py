@@ -2,7 +2,7 @@
 
 - ONNX (dynamic batch) for ONNX Runtime on CPU. `torch.onnx.export` needs the `onnx` package (and
   protobuf >= 6), which is why `onnx` lives in the base install and MediaPipe (protobuf < 5) does not:
-  see README, "Dependency notes".
+  see docs/install.md.
 - int8 ONNX (ONNX Runtime static quantisation of the heatmaps-only graph): 1.8-2x faster than float on a
   CPU with AVX-512 VNNI, ~1.2x on AVX2 alone; costs ~0.1 NME points (MODEL_CARD.md).
 - TensorRT via torch-tensorrt (FP16), from the optional `[tensorrt]` extra; needs CUDA.

@@ -27,7 +27,7 @@ log = logging.getLogger("shtrack")
 
 
 class ExitCode(IntEnum):
-    """Every exit code of `shtrack`, in one place (README "Failure behaviour")."""
+    """Every exit code of `shtrack`, in one place (docs/failures.md)."""
     OK = 0
     BAD_INPUT = 2            # a usage error, an input or weights file that cannot be used, a batch file that failed
     PARTIAL = 3              # the input ended early: the outputs hold what was read
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="landmark smoothing: rts = zero-lag smoothing that holds each frame back --smooth-lag "
                           "frames; one-euro = a live filter without delay; auto = rts, held back "
                           f"{defaults.rts.lag} frames in files and {defaults.rts.live_lag} on webcams and URLs "
-                          "(README, Results)")
+                          "(docs/results.md)")
     trk.add_argument("--smooth-lag", type=_number(0, int, MAX_SMOOTH_LAG), default=None, metavar="N",
                      help=f"frames of the future rts waits for, at most {MAX_SMOOTH_LAG} (default {defaults.rts.lag} "
                           f"for files, {defaults.rts.live_lag} for live sources)")

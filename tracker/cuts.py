@@ -5,7 +5,7 @@ the mean absolute difference of consecutive thumbnails (0-255 scale), the smalle
 SHIFT thumbnail px (so that a pan or a fast head is not a cut), against a threshold set on the project's
 clips: over the 18 real clips and the street scene the largest difference between consecutive frames is 17.2;
 over the 342 joins of the last frame of one clip to the first of another the smallest is 16.1, and 99% are
-above 27.9 (README, "Shot changes").
+above 27.9 (docs/how-it-works.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ pixels, in the landmark-box convention of sht_model.geometry (square around the 
 `native_face_px` says how wide (landmark box, px) a face must be in the image it is given to be found
 reliably; the scan scales frames so that the smallest face wanted reaches it.
 
-YuNet was chosen over the cascade by `python -m benchmarks.crowd` (README, "Surveillance scenes"): on
+YuNet was chosen over the cascade by `python -m benchmarks.crowd` (docs/results.md): on
 face-free backgrounds the cascade fires tens of times per frame, YuNet about never.
 """
 

@@ -18,7 +18,7 @@ class TrackerOptions:
     detect_every: int = 25
     recheck_every: int = 4             # frames between detector re-checks of each track
     # A face is reported only when the detector and the landmark model agree: thresholds set on the training
-    # split's crowd scenes (benchmarks.crowd --fit; README, "Surveillance scenes").
+    # split's crowd scenes (benchmarks.crowd --fit; docs/results.md).
     candidate_score: float = 0.45      # scan detections from this score start tentative tracks
     min_detector_score: float = 0.6    # detector score (scan or canonical scale) a new track needs...
     strong_detector_score: float = 0.75  # ...or this much, with landmarks above min_confidence only
@@ -39,7 +39,7 @@ class TrackerOptions:
     min_box: float = 4.0               # a landmark box narrower than this (px) fails
     duplicate_iou: float = 0.5         # two tracks overlapping this much are one face: the older is kept
     cut_threshold: float = 20.0        # tracker.cuts; 0 = no shot-change test
-    # auto: fixed-lag RTS, 2 frames of delay for files, 1 for live sources (tracker.smoothing; README, Results)
+    # auto: fixed-lag RTS, 2 frames of delay for files, 1 for live sources (tracker.smoothing; docs/results.md)
     smooth: str = "auto"
     rts: RtsParams = RtsParams()
     one_euro: OneEuroParams = OneEuroParams()

@@ -245,7 +245,7 @@ def run_frames(frames, tracker: FaceTracker, skip_until: int = 0, ahead: bool = 
     Frames numbered <= skip_until (a resumed run) are read and dropped without tracking. With `ahead`, the next
     frame's scan (FaceTracker.scan, the detector's biggest share) runs on a worker thread while this frame's
     landmarks run: both models are ONNX Runtime sessions, which release the GIL, and neither keeps 2 cores busy
-    on its own (README, "How it works"). The results are the same as without; the cost is holding one frame back, so
+    on its own (docs/how-it-works.md). The results are the same as without; the cost is holding one frame back, so
     live sources (where a frame of latency matters more than throughput) are run with ahead=False.
     """
     frames = iter(frames)

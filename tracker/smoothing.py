@@ -51,7 +51,7 @@ class RtsParams:
     motion: float = 256.0        # process variance grows by motion * (normalised innovation - 1), per region
     confidence: float = 0.0      # measurement variance scales with (1 / heatmap peak) ** confidence (fit: 0)
     lag: int = 2                 # frames of the future each output frame waits for (files)
-    # Live sources: one frame of delay (33 ms at 30 fps) already gives most of the steadiness (README, Results);
+    # Live sources: one frame of delay (33 ms at 30 fps) already gives most of the steadiness (docs/results.md);
     # `--smooth one-euro` is the choice without any delay.
     live_lag: int = 1
 
