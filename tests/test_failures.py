@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO, write_video
@@ -143,7 +143,12 @@ def test_folder_without_media(tmp_path):
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+VALID_PTS = "version: 1\nn_points: 3\n{\n1 2\n3.5 4\n5 6e1\n}\n"
+
+
 @FUZZ
+@example(VALID_PTS)                                    # reaches the asserts (random text seldom parses)
+@example(VALID_PTS.replace("6e1", "nan"))
 @given(st.text(alphabet=string.printable, max_size=400))
 def test_fuzz_pts_reader(tmp_path, text):
     path = tmp_path / "f.pts"
@@ -151,8 +156,11 @@ def test_fuzz_pts_reader(tmp_path, text):
     try:
         xy = read_pts(path)
     except DatasetError:
+        assert text != VALID_PTS, "a well-formed .pts file must parse"
         return
     assert xy.ndim == 2 and xy.shape[1] == 2 and np.isfinite(xy).all()
+    if text == VALID_PTS:
+        np.testing.assert_allclose(xy, [[0, 1], [2.5, 3], [4, 59]])     # 1-based in the file, 0-based out
 
 
 @FUZZ
@@ -168,7 +176,12 @@ def test_fuzz_pts_reader_numbers(tmp_path, values):
     assert np.isfinite(xy).all()
 
 
+VALID_WFLW = " ".join(str(float(i % 50)) for i in range(196)) + " 0 0 10 10 0 0 0 0 0 0 face.jpg\n"
+
+
 @FUZZ
+@example(VALID_WFLW)                                   # reaches the asserts
+@example(VALID_WFLW.replace("49.0", "inf", 1))
 @given(st.text(alphabet=string.printable, max_size=600))
 def test_fuzz_wflw_reader(tmp_path, text):
     path = tmp_path / "list.txt"
@@ -176,8 +189,11 @@ def test_fuzz_wflw_reader(tmp_path, text):
     try:
         records = read_wflw(path, tmp_path)
     except DatasetError:
+        assert text != VALID_WFLW, "a well-formed WFLW line must parse"
         return
-    assert all(r.landmarks.shape == (68, 2) for r in records)
+    assert records and all(r.landmarks.shape == (68, 2) and np.isfinite(r.landmarks).all() for r in records)
+    if text == VALID_WFLW:
+        assert records[0].image == tmp_path / "face.jpg"
 
 
 @FUZZ
