@@ -53,7 +53,9 @@ WEIGHTS = {
 }
 DEFAULT_TAG = "cpu-rt"       # one model for every face when the ladder is not bundled
 # The ladder (tracker.routing): each face to the first model whose bound (face width, landmark box, source px)
-# it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model.
+# it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model. The bound
+# is provisional until the trained cpu-small's curve sets it (`python -m benchmarks.ladder`: the width from which
+# cpu-rt is more accurate; docs/results.md).
 LADDER = (("cpu-small", 26.0), ("cpu-rt", math.inf))
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
