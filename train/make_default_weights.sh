@@ -63,11 +63,14 @@ step small-dhln python -m train dhln --preset cpu-small --data $DATA/300w_train 
     --batch-size 32 --lr 2e-3 --warmup 200 --eval-every 500 --ckpt-every 250 --log-every 50 $VAL --no-aug-flip \
     $CCTV --min-face-width 10 --max-face-width 40 --threads $THREADS --seed 41 --out $RUNS/cpu-small-dhln --resume
 
-# 3. Fine-tune with frozen BatchNorm, mild augmentation and weight averaging (v0.2.0's step 2 recipe).
+# 3. Fine-tune with frozen BatchNorm, mild augmentation and weight averaging (v0.2.0's step 2 recipe), distilled
+#    from v0.2.0's cpu-rt (its decoded landmarks on each input, a second target beside the labels): at step 4,000
+#    of step 2 cpu-small was 1.4 points behind cpu-rt at 16 px (docs/results.md).
 step small-base python -m train dhln --init $RUNS/cpu-small-dhln/last.safetensors --data $DATA/300w_train \
     --teacher $TEACHER --steps 1500 --batch-size 32 --lr 2e-4 --warmup 50 --eval-every 500 --ckpt-every 250 \
     --log-every 50 $VAL --freeze-bn $MILD $CCTV --min-face-width 10 --max-face-width 40 --ema-decay 0.998 \
-    --threads $THREADS --seed 43 --out $RUNS/cpu-small-base --resume
+    --distill $RUNS/v0.2.0/cpu-rt.safetensors --distill-weight 1 --threads $THREADS --seed 43 \
+    --out $RUNS/cpu-small-base --resume
 cp $RUNS/cpu-small-base/last.safetensors $ASSETS/shtrack-cpu-small.safetensors
 
 # 4. The ablation, from v0.2.0's cpu-rt, every arm 800 steps with the same rate, schedule and degradations: control
