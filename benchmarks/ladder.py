@@ -90,12 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--widths", type=float, nargs="+", default=list(WIDTHS))
     p.add_argument("--margin", type=float, default=0.02, help="relative NME the larger model must win by")
     p.add_argument("--no-timing", action="store_true", help="accuracy only (timing needs a quiet machine)")
+    p.add_argument("--timing-only", action="store_true", help="ms per face only")
     p.add_argument("--name", default="ladder")
     args = p.parse_args(argv)
     paths = dict(w.split("=", 1) for w in args.weights)
     paths = {k: Path(v) for k, v in paths.items()}
     from tracker.backends import LADDER
 
+    if args.timing_only:
+        result = {"timing": timing(paths)}
+        save(args.name, result)
+        console.print(result)
+        return 0
     result = {"widths": args.widths, **accuracy(paths, args.data, args.widths)}
     result["boundaries"] = boundaries(result["models"], list(paths), args.margin)
     bounds = [(tag, below) for tag, below in LADDER]
