@@ -14,27 +14,7 @@
 #     mkdir -p runs/chain-4; RUNS=runs/chain-4 setsid nice -n 19 bash train/make_default_weights.sh >> runs/chain-4/chain.out 2>&1 &
 #     echo 19 > /proc/$!/autogroup      # setsid makes a new scheduler autogroup; nice alone acts only inside it
 # and pause / continue it (e.g. while timing something) with kill -STOP / -CONT -- -$PID (its process group).
-set -euo pipefail
-DATA=${DATA:-../shared/data}
-RUNS=${RUNS:-runs/chain}
-ASSETS=tracker/assets
-THREADS=${THREADS:-2}
-mkdir -p "$RUNS"
-LOG=$RUNS/chain.log      # one line per step and invocation: name, seconds, finished or interrupted
-
-step() {   # step NAME COMMAND...: run one step, log its wall time (an interrupted invocation logs its part)
-    local name=$1 start=$SECONDS
-    shift
-    if [ -f "$LOG" ] && grep -q "^[^ ]* $name [0-9]* s finished$" "$LOG"; then
-        echo "$name: finished before ($LOG), skipped"
-        return
-    fi
-    # Expanded now: the trap runs after this function's locals are gone.
-    trap "echo \"\$(date -u +%FT%TZ) $name \$((SECONDS - $start)) s interrupted\" >> \"$LOG\"" EXIT
-    "$@"
-    trap - EXIT
-    echo "$(date -u +%FT%TZ) $name $((SECONDS - start)) s finished" >> "$LOG"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/chain_common.sh"   # DATA, RUNS, ASSETS, THREADS, LOG, step
 
 from_history() {   # the v0.2.0 cpu-rt and the v0.2.0 chain's pretrained FPTN (its step 3), byte for byte
     mkdir -p $RUNS/v0.2.0
