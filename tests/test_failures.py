@@ -655,3 +655,70 @@ def test_export_to_a_path_that_cannot_be_written_is_a_one_line_error(tmp_path):
     blocker.write_text("not a folder")
     proc = _shtrack("export", "--onnx", str(blocker / "x.onnx"), "--heatmaps-only")
     _one_line_exit_2(proc, "file")
+
+
+def _mpegts_bytes(frames: int = 100) -> bytes:
+    """An H.264 MPEG-TS recording of noise frames (a camera's format: no index, no frame count)."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with av.open(buf, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def _grow(path, data: bytes, chunks: int = 20, pause: float = 0.1):
+    """Write the first chunk now, the others from a thread `pause` s apart (a recorder writing the file)."""
+    import threading
+    import time
+
+    size = -(-len(data) // chunks)
+    path.write_bytes(data[:size])
+
+    def rest():
+        with path.open("ab") as f:
+            for i in range(size, len(data), size):
+                time.sleep(pause)
+                f.write(data[i:i + size])
+                f.flush()
+
+    thread = threading.Thread(target=rest, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_recording_still_being_written_is_read_on_with_follow(tmp_path):
+    path = tmp_path / "camera.ts"
+    writer = _grow(path, _mpegts_bytes(100))
+    with open_source(str(path), follow=2.0) as src:
+        frames = [f.index for f in src]
+    writer.join()
+    assert frames == list(range(1, 101)) and not src.ended_early
+
+
+def test_a_recording_that_grows_while_read_without_follow_is_a_partial_result(tmp_path, caplog):
+    path = tmp_path / "camera.ts"
+    writer = _grow(path, _mpegts_bytes(100))
+    with open_source(str(path)) as src:
+        frames = [f.index for f in src]
+    writer.join()
+    assert len(frames) < 100 and src.ended_early, "read to the end of the file as it was, and said so"
+    assert "--follow" in caplog.text
+
+
+def test_follow_is_for_one_file(tmp_path):
+    from tracker.cli import main
+
+    assert main(["--source", str(tmp_path), "--follow", "5", "--csv", str(tmp_path / "o.csv")]) == 2
+    with pytest.raises(SystemExit):
+        main(["--source", "demo", "--follow", "4000"])        # above the bound: a usage error

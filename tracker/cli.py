@@ -62,6 +62,8 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 MAX_THREADS = 4 * (os.cpu_count() or 1)     # a few times the cores: more only costs (and can exhaust pids)
 
 
+MAX_FOLLOW = 3600.0   # seconds a growing file is waited for at its end
+
 MAX_SMOOTH_LAG = 50    # frames held back by rts: each holds a decoded frame (50 of 1080p: ~300 MB)
 
 
@@ -80,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--end", metavar="POS", help="last frame to track (a frame number, inclusive) or a time "
                      "(exclusive: --end 60s tracks the first minute)")
     src.add_argument("--max-frames", type=_number(1, int), metavar="N", help="track at most N frames")
+    src.add_argument("--follow", type=_number(0, float, MAX_FOLLOW), default=0.0, metavar="SECONDS",
+                     help="a video file still being written: read on as it grows, until no data has come for "
+                     "SECONDS (without it, a file that grows while read ends the run with exit 3)")
     out = p.add_argument_group("outputs")
     out.add_argument("--csv", type=Path, help="landmark CSV (OpenFace columns, then the face box)")
     out.add_argument("--jsonl", type=Path, help="JSON lines, one frame per line, with per-landmark confidence")
@@ -322,6 +327,8 @@ def run(args) -> int:
     if videos and (args.jsonl or args.parquet or args.save_video or args.save_faces or args.csv):
         raise SourceError(f"{args.source}: batch mode writes one CSV per video into --out; --csv, --jsonl, "
                           "--save-video and --save-faces name single files: run videos one by one for those")
+    if args.follow and (videos or args.workers > 1 or source.is_dir()):
+        raise SourceError(f"{args.source}: --follow reads one growing video file (not a folder, not with --workers)")
     if args.ray and not videos and args.workers <= 1:
         raise SourceError(f"{args.source}: --ray needs --source DIR_OF_VIDEOS --out DIR, or one file with --workers N")
     if args.weights is not None and not Path(args.weights).exists():
@@ -357,7 +364,7 @@ def run(args) -> int:
         check_outputs(outputs, str(args.source))
         return run_segments(str(args.source), args.csv, args.workers, options, args.weights, ladder, args.backend,
                             args.threads, ray_address=args.ray, resume=args.resume)
-    return run_source(str(args.source), backend, options, outputs, args.threads, span)
+    return run_source(str(args.source), backend, options, outputs, args.threads, span, follow=args.follow)
 
 
 def export_parser() -> argparse.ArgumentParser:

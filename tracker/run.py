@@ -191,16 +191,16 @@ def frame_count(path: Path) -> int | None:
 
 
 def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Outputs, threads: int = 0,
-               span: Span = Span(), on_frame=None, first_id: int = 0) -> int:
+               span: Span = Span(), on_frame=None, first_id: int = 0, follow: float = 0.0) -> int:
     """Track one source into its outputs -> 0, or EXIT_PARTIAL when the input ended early. `backend`: a loaded
     backend, or a function of no arguments that loads one (called once the source and outputs are checked, so a
-    misspelled path is reported before the model loads)."""
+    misspelled path is reported before the model loads). follow: sources.open_source's."""
     from .ui import Monitor
 
     if outputs.resume and outputs.video:
         raise SourceError(f"{outputs.video}: --resume cannot continue an annotated video (it would hold only the "
                           "resumed part); resume without --save-video")
-    src = spec if isinstance(spec, Source) else open_source(spec)
+    src = spec if isinstance(spec, Source) else open_source(spec, follow=follow)
     name = src.name if isinstance(spec, Source) else spec
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)

@@ -64,8 +64,9 @@ class Source:
         self.close()
 
 
-def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0) -> Source:
-    """demo | webcam | DEVICE_INDEX | URL | video file | folder of images."""
+def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0, follow: float = 0.0) -> Source:
+    """demo | webcam | DEVICE_INDEX | URL | video file | folder of images. follow: a video file still being
+    written is read on as it grows, until no byte has come for `follow` seconds (0: read to its current end)."""
     text = str(spec)
     if text == "demo":
         if not DEMO_CLIP.exists():
@@ -84,7 +85,7 @@ def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0
         # A FIFO or device would block until a writer comes (or stream without end): streams come as URLs,
         # cameras as `webcam` or an index.
         raise SourceError(f"{text}: not a regular file (give a stream as a URL, a camera as an index)")
-    return open_video(text, queue_size)
+    return open_video(text, queue_size, follow=follow)
 
 
 def _threaded(name: str, produce: Callable[[Callable[[Frame], bool]], None], queue_size: int) -> tuple[Iterator[Frame], Callable[[], None]]:
@@ -134,13 +135,20 @@ def _threaded(name: str, produce: Callable[[Callable[[Frame], bool]], None], que
 
 
 def open_video(url: str, queue_size: int = 8, name: str | None = None, live: bool = False,
-               read_timeout: float = 10.0, av_format: str | None = None, options: dict | None = None) -> Source:
+               read_timeout: float = 10.0, av_format: str | None = None, options: dict | None = None,
+               follow: float = 0.0) -> Source:
     import av
 
     name = name or url
     opts = dict(options or {})
     if url.startswith(("rtsp://", "rtsps://")):
         opts.setdefault("rtsp_transport", "tcp")
+    growing = not live and os.path.isfile(url)
+    if follow > 0 and growing:
+        # FFmpeg's file protocol retries at the end of the file; a read that waits `follow` s fails with EIO,
+        # which is the end of a recording that stopped growing.
+        opts |= {"follow": "1", "rw_timeout": str(int(follow * 1e6))}
+    size_at_open = _size(url) if growing else None
     try:
         container = av.open(url, format=av_format, options=opts, timeout=(read_timeout, read_timeout))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -192,21 +200,32 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
         except av.error.FFmpegError as exc:
             if _resource_error(exc):
                 raise
-            if index == 0:
+            stopped_growing = follow > 0 and growing and getattr(exc, "errno", None) == errno.EIO
+            if index == 0 and not stopped_growing:
                 raise SourceError(f"{name}: cannot decode ({_reason(exc)})") from None
             # The frames the threaded decoder still holds are whole: they come out before the stream ends.
             try:
                 emit(stream.codec_context.decode(None))
             except av.error.FFmpegError:
                 pass
-            log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
-            source.ended_early = True
+            if stopped_growing:
+                log.info("%s: no new data for %g s after frame %d: the recording is taken as ended", name, follow,
+                         index)
+                if index == 0:
+                    raise SourceError(f"{name}: no decodable frame came within --follow {follow:g} s") from None
+            else:
+                log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
+                source.ended_early = True
         else:
             if index == 0:
                 raise SourceError(f"{name}: no decodable frame (the header says {total or 'no'} frames)")
             # A file cut short with its index at the front decodes without an error, just fewer frames.
             if total and index + source.skipped < 0.98 * total:
                 log.warning("%s: the file declares %d frames, %d could be read", name, total, index)
+                source.ended_early = True
+            elif size_at_open is not None and not follow and _still_growing(url, size_at_open):
+                log.warning("%s: the file grew while it was read (a recording still being written?): %d frames "
+                            "read, up to its end at that moment; --follow SECONDS reads on as it grows", name, index)
                 source.ended_early = True
         finally:
             source.frames_read = index
@@ -289,6 +308,35 @@ def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = 
     """In-memory frames (tests, Python API users with their own capture; live=True: treated as a live stream)."""
     gen = (Frame(i, (i - 1) / fps, img, name) for i, img in enumerate(images, 1))
     return Source(name, gen, len(images), fps, live)
+
+
+# A file written to within RECENT_WRITE s of its end being reached is watched GROWTH_WAIT s more: a recorder
+# appends several times a second, a finished copy does not change.
+RECENT_WRITE = 2.0
+GROWTH_WAIT = 1.0
+
+
+def _still_growing(path: str, size_at_open: int | None) -> bool:
+    """True when the file at `path` has grown since it was opened, or grows within GROWTH_WAIT s of now while
+    it was last written less than RECENT_WRITE s ago (a recording still being written)."""
+    import time
+
+    if _size(path) != size_at_open:
+        return True
+    try:
+        if time.time() - os.path.getmtime(path) > RECENT_WRITE:
+            return False
+    except OSError:
+        return False
+    time.sleep(GROWTH_WAIT)
+    return _size(path) != size_at_open
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _resource_error(exc: BaseException) -> bool:
