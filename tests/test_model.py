@@ -395,3 +395,20 @@ def test_onnxruntime_refuses_a_gpu_device_instead_of_ignoring_it(tiny_weights):
 
     with pytest.raises(BackendError, match="--device cuda"):
         load_backend(tiny_weights, "onnxruntime", device="cuda")
+
+
+@pytest.mark.slow
+def test_a_junk_sibling_onnx_is_passed_over_and_a_damaged_cache_entry_made_again(tmp_path, monkeypatch):
+    from tracker.backends.onnx_backend import onnx_for
+
+    monkeypatch.setenv("SHTRACK_CACHE", str(tmp_path / "cache"))
+    weights = save_model(build_model("test").eval(), tmp_path / "W.safetensors")
+    (tmp_path / "W.onnx").write_bytes(b"not an onnx graph" * 64)      # junk beside the weights
+    path, session = onnx_for(weights, faces=False)
+    assert path.parent == tmp_path / "cache" and session.get_outputs()[0].name == "heatmaps"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])                          # an export cut short
+    again, session = onnx_for(weights, faces=False)
+    assert again == path and again.read_bytes() == good
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    assert session.run(None, {"image": x})[0].shape[1] == 68

@@ -14,12 +14,14 @@
 Both filters are motion-aware. The RTS filter's process noise grows, per face region (jaw, brows, nose, eyes,
 mouth), with how far the region's measurements fall outside what the constant-velocity prediction expects
 (its normalised innovation), so a still face is smoothed hard while a talking mouth or a turning head is
-followed; landmarks the model is less sure of (lower heatmap peak) count as noisier measurements. Noise is
-in fractions of the face size, so one setting serves every scale. The parameters were fitted on the training
+followed. A landmark's measurement noise can grow with the model's doubt (`confidence`, an exponent on 1 / heatmap
+peak); the fitted value is 0, so every landmark of a face counts alike. Noise is in fractions of the face size,
+so one setting serves every scale. The parameters were fitted on the training
 clips (`python -m benchmarks.fit_smoothing`, never the held-out ones).
 
-The per-landmark algebra is 2x2 (position, velocity) and is written out in numpy: filterpy's RTS smoother
-runs on a whole finished sequence (not a fixed lag) and would add scipy and matplotlib to the base install.
+The per-landmark algebra is 2x2 (position, velocity) and is written out in numpy, vectorised over every
+landmark of every track: filterpy's `FixedLagSmoother` runs one filter object per signal in Python and would
+add a dependency to the base install for a few lines of algebra.
 """
 
 from __future__ import annotations
