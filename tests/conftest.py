@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    """`shtrack ARGS` in this process (tracker.cli.main) -> its exit code, stdout and stderr as a subprocess would
+    give them: a usage error's SystemExit is its exit code. Log records go to the handler of the first run, not
+    to the stderr captured here: check printed errors, exit codes and files."""
+    import contextlib
+    import io
+
+    from tracker.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([*args])
+        except SystemExit as exc:
+            code = exc.code
+    return subprocess.CompletedProcess(["shtrack", *args], code, out.getvalue(), err.getvalue())
 
 
 def shared(*parts: str) -> Path:

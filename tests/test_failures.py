@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, write_video
+from tests.conftest import REPO, run_main, write_video
 from tests.conftest import astronaut_scene
 from tracker.backends import load_backend
 from tracker.pipeline import FaceTracker, TrackerOptions
@@ -36,13 +36,13 @@ def _one_line_exit_2(proc, name: str):
 def test_zero_length_file(tmp_path):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    _one_line_exit_2(_shtrack("--source", str(empty), "--csv", str(tmp_path / "o.csv")), "empty.mp4")
+    _one_line_exit_2(run_main("--source", str(empty), "--csv", str(tmp_path / "o.csv")), "empty.mp4")
 
 
 def test_not_a_video(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("hello, this is not a video\n" * 100)
-    _one_line_exit_2(_shtrack("--source", str(text), "--csv", str(tmp_path / "o.csv")), "notes.mp4")
+    _one_line_exit_2(run_main("--source", str(text), "--csv", str(tmp_path / "o.csv")), "notes.mp4")
 
 
 def test_unreadable_file(tmp_path):
@@ -53,7 +53,7 @@ def test_unreadable_file(tmp_path):
     f = tmp_path / "locked.mp4"
     write_video(f, astronaut_scene(3, lambda i: [(160, 120)], 40))
     f.chmod(0)
-    _one_line_exit_2(_shtrack("--source", str(f), "--csv", str(tmp_path / "o.csv")), "locked.mp4")
+    _one_line_exit_2(run_main("--source", str(f), "--csv", str(tmp_path / "o.csv")), "locked.mp4")
 
 
 @pytest.mark.slow
@@ -510,13 +510,13 @@ def test_random_and_foreign_onnx_files_are_one_line_errors(tmp_path):
 
     junk = tmp_path / "random.onnx"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))
-    _one_line_exit_2(_shtrack("--source", "demo", "--quiet", "--weights", str(junk)), "random.onnx")
+    _one_line_exit_2(run_main("--source", "demo", "--quiet", "--weights", str(junk)), "random.onnx")
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     foreign = tmp_path / "other_model.onnx"
     onnx.save(helper.make_model(graph), foreign)
-    proc = _shtrack("--source", "demo", "--quiet", "--weights", str(foreign))
+    proc = run_main("--source", "demo", "--quiet", "--weights", str(foreign))
     _one_line_exit_2(proc, "other_model.onnx")
     assert "shtrack export" in proc.stderr
 
@@ -534,7 +534,7 @@ def test_tensorrt_without_cuda_is_a_one_line_error():
 @pytest.mark.parametrize("flag", [["--min-face", "0"], ["--min-face", "-5"], ["--detect-every", "0"],
                                   ["--detect-every", "-3"], ["--max-faces", "-2"]])
 def test_out_of_range_flags_are_usage_errors(flag, tmp_path):
-    proc = _shtrack("--source", "demo", "--quiet", "--csv", str(tmp_path / "x.csv"), *flag)
+    proc = run_main("--source", "demo", "--quiet", "--csv", str(tmp_path / "x.csv"), *flag)
     assert proc.returncode == 2 and "usage:" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.csv").exists()
 
@@ -594,7 +594,7 @@ def test_image_folder_frames_are_separate_photos_with_a_file_column(tmp_path):
     frames = demo_frames(100)
     for i, k in enumerate((0, 50, 99)):
         cv2.imwrite(str(folder / f"p{i}.png"), frames[k])
-    proc = _shtrack("--source", str(folder), "--quiet", "--csv", str(tmp_path / "p.csv"))
+    proc = run_main("--source", str(folder), "--quiet", "--csv", str(tmp_path / "p.csv"))
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["file"] for r in rows] == ["p0.png", "p1.png", "p2.png"]
