@@ -118,3 +118,38 @@ def test_ray_segments_give_the_same_output_as_local_workers(tmp_path):
     finally:
         ray.shutdown()
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def _encode(path, frames: int, codec_options: dict, container_format: str | None = None):
+    """Noise frames, a keyframe every 12, the encoder's B-frames as it makes them."""
+    import av
+
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=25, options=codec_options)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name,options,fmt", [("closed.mp4", {"g": "12", "bf": "2"}, None),
+                                               ("open.mkv", {"g": "12", "bf": "3", "x264-params": "open-gop=1"}, None),
+                                               ("camera.ts", {"g": "12", "bf": "0"}, "mpegts")])
+def test_a_start_frame_seeks_and_gives_the_frames_a_full_decode_gives(tmp_path, name, options, fmt):
+    from tracker.sources import open_video
+
+    path = _encode(tmp_path / name, 90, options, fmt)
+    with open_video(str(path)) as src:
+        full = {f.index: (f.timestamp, f.image) for f in src}
+    for first in (2, 40, 61, 90):
+        with open_video(str(path), first_frame=first) as src:
+            got = [f for f in src]
+        assert got[0].index <= first and got[0].index > first - 12, "from the keyframe before, not the start"
+        assert [f.index for f in got] == list(range(got[0].index, 91))
+        for f in got:
+            assert f.timestamp == full[f.index][0] and np.array_equal(f.image, full[f.index][1]), f.index

@@ -200,7 +200,7 @@ def run_source(spec: str | Source, backend, options: TrackerOptions, outputs: Ou
     if outputs.resume and outputs.video:
         raise SourceError(f"{outputs.video}: --resume cannot continue an annotated video (it would hold only the "
                           "resumed part); resume without --save-video")
-    src = spec if isinstance(spec, Source) else open_source(spec, follow=follow)
+    src = spec if isinstance(spec, Source) else open_source(spec, follow=follow, first_frame=span.start)
     name = src.name if isinstance(spec, Source) else spec
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)

@@ -11,9 +11,9 @@ written exactly once, in order. A shot change in the overlap ends the earlier wo
 and the later worker's tracks after it start there: they share no frame before the cut, so none is joined across
 it.
 
-Frames before a worker's start are decoded and dropped (tracker.run.Span), so every worker decodes the file from
-its beginning: on many cores a long file's workers spend that decode time in turn (docs/how-it-works.md gives the
-scaling model). `--workers` runs local processes, `--workers N --ray ADDRESS` the same jobs as Ray tasks (a task
+Each worker seeks to the keyframe before its warm-up (tracker.sources.open_video: frame numbers from the packets'
+timestamps, which it demuxes but does not decode) and drops the few frames between that keyframe and its start;
+docs/how-it-works.md gives the scaling model. `--workers` runs local processes, `--workers N --ray ADDRESS` the same jobs as Ray tasks (a task
 whose worker dies is retried), with the same output; `--resume` redoes only the segments not finished.
 """
 

@@ -64,9 +64,11 @@ class Source:
         self.close()
 
 
-def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0, follow: float = 0.0) -> Source:
+def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0, follow: float = 0.0,
+                first_frame: int = 1) -> Source:
     """demo | webcam | DEVICE_INDEX | URL | video file | folder of images. follow: a video file still being
-    written is read on as it grows, until no byte has come for `follow` seconds (0: read to its current end)."""
+    written is read on as it grows, until no byte has come for `follow` seconds (0: read to its current end).
+    first_frame: a video file starts at the keyframe before it (open_video)."""
     text = str(spec)
     if text == "demo":
         if not DEMO_CLIP.exists():
@@ -85,7 +87,7 @@ def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0
         # A FIFO or device would block until a writer comes (or stream without end): streams come as URLs,
         # cameras as `webcam` or an index.
         raise SourceError(f"{text}: not a regular file (give a stream as a URL, a camera as an index)")
-    return open_video(text, queue_size, follow=follow)
+    return open_video(text, queue_size, follow=follow, first_frame=first_frame)
 
 
 def _threaded(name: str, produce: Callable[[Callable[[Frame], bool]], None], queue_size: int) -> tuple[Iterator[Frame], Callable[[], None]]:
@@ -136,7 +138,10 @@ def _threaded(name: str, produce: Callable[[Callable[[Frame], bool]], None], que
 
 def open_video(url: str, queue_size: int = 8, name: str | None = None, live: bool = False,
                read_timeout: float = 10.0, av_format: str | None = None, options: dict | None = None,
-               follow: float = 0.0) -> Source:
+               follow: float = 0.0, first_frame: int = 1) -> Source:
+    """first_frame: the first frame wanted (1-based); a file is sought to the keyframe before it, so the frames
+    before that keyframe are neither decoded nor handed on (frame numbers stay the file's, found from the
+    packets' timestamps; a file whose packets do not give them is decoded from its start)."""
     import av
 
     name = name or url
@@ -167,12 +172,27 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
 
     def produce(put: Callable[[Frame], bool]) -> None:
         index = 0
+        seek = _keyframe_before(container, stream, first_frame) if first_frame > 1 and growing else None
+        if seek is not None:
+            container.seek(seek[0], stream=stream, backward=True, any_frame=False)
+            index = seek[1] - 1
+        first_pts = seek[0] if seek is not None else None
+        start = index              # frames before the seek point: not read
 
         def emit(decoded) -> bool:
             """Hand decoded frames on; False once the consumer stopped. A frame that cannot be converted is
             damage (skipped, counted); the machine running out of threads or memory is an error, not damage."""
-            nonlocal index
+            nonlocal index, first_pts
             for vf in decoded:
+                if first_pts is not None:
+                    # After a seek: leading frames of an open GOP come before the keyframe (and before the first
+                    # frame wanted); the keyframe itself must be the first frame after them, or the numbering
+                    # from the timestamps does not hold.
+                    if vf.pts is not None and vf.pts < first_pts:
+                        continue
+                    if vf.pts != first_pts:
+                        raise _SeekMismatch
+                    first_pts = None
                 index += 1
                 ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
                 try:
@@ -187,7 +207,7 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     return False
             return True
 
-        try:
+        def demux() -> bool:
             for packet in container.demux(stream):
                 try:
                     decoded = packet.decode()
@@ -196,12 +216,25 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     log.warning("%s: skipped a damaged packet (%s)", name, _reason(exc))
                     continue
                 if not emit(decoded):
+                    return False
+            return True
+
+        try:
+            try:
+                if not demux():
+                    return
+            except _SeekMismatch:
+                log.debug("%s: the seek to frame %d missed its keyframe: decoding from the start", name, index + 1)
+                stream.codec_context.flush_buffers()
+                container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+                index, first_pts, start = 0, None, 0
+                if not demux():
                     return
         except av.error.FFmpegError as exc:
             if _resource_error(exc):
                 raise
             stopped_growing = follow > 0 and growing and getattr(exc, "errno", None) == errno.EIO
-            if index == 0 and not stopped_growing:
+            if index == start and not stopped_growing:
                 raise SourceError(f"{name}: cannot decode ({_reason(exc)})") from None
             # The frames the threaded decoder still holds are whole: they come out before the stream ends.
             try:
@@ -211,13 +244,13 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
             if stopped_growing:
                 log.info("%s: no new data for %g s after frame %d: the recording is taken as ended", name, follow,
                          index)
-                if index == 0:
+                if index == start:
                     raise SourceError(f"{name}: no decodable frame came within --follow {follow:g} s") from None
             else:
                 log.warning("%s: stream ended early after frame %d (%s)", name, index, _reason(exc))
                 source.ended_early = True
         else:
-            if index == 0:
+            if index == start:
                 raise SourceError(f"{name}: no decodable frame (the header says {total or 'no'} frames)")
             # A file cut short with its index at the front decodes without an error, just fewer frames.
             if total and index + source.skipped < 0.98 * total:
@@ -314,6 +347,43 @@ def frames_from_arrays(images: list[np.ndarray], fps: float = 25.0, name: str = 
 # appends several times a second, a finished copy does not change.
 RECENT_WRITE = 2.0
 GROWTH_WAIT = 1.0
+
+
+# Packets demuxed past the wanted frame before its keyframe is chosen: B-frames arrive out of presentation order,
+# by at most a few frames.
+REORDER_MARGIN = 64
+
+
+class _SeekMismatch(Exception):
+    """The first frame decoded after a seek is not the keyframe sought."""
+
+
+def _keyframe_before(container, stream, frame: int) -> tuple[int, int] | None:
+    """(pts of the last keyframe at or before frame number `frame`, that keyframe's frame number), from the
+    packets' timestamps alone (demuxed, not decoded; the container is left for the caller to seek), or None
+    when a packet has no timestamp or the file has fewer frames."""
+    import bisect
+
+    times, keys = [], []
+    for packet in container.demux(stream):
+        if packet.size == 0:        # the demuxer's end-of-stream packet
+            continue
+        if packet.pts is None:
+            return None
+        times.append(packet.pts)
+        if packet.is_keyframe:
+            keys.append(packet.pts)
+        if len(times) >= frame + REORDER_MARGIN:
+            break
+    times.sort()
+    if len(times) < frame:
+        return None
+    target = times[frame - 1]
+    before = [k for k in keys if k <= target]
+    if not before:
+        return None
+    key = max(before)
+    return key, bisect.bisect_left(times, key) + 1
 
 
 def _still_growing(path: str, size_at_open: int | None) -> bool:
