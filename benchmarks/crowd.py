@@ -370,7 +370,7 @@ def fit(frames: int) -> dict:
     face, det, lm = s[:, 2] > 0, s[:, 0], s[:, 1]
     rows = []
     for det_t in (0.4, 0.5, 0.6, 0.7):
-        for lm_t in (0.35, 0.4, 0.45, 0.5, 0.55):
+        for lm_t in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65):
             keep = (det >= det_t) & (lm >= lm_t)
             rows.append([det_t, lm_t, f"{keep[face].mean():.3f}", int(keep[~face].sum())])
     console.print(table(f"fit: {int(face.sum())} face and {int((~face).sum())} background detections "

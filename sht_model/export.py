@@ -22,6 +22,15 @@ from .dhln import DHLN, DHLNInference
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps", "face")
+# Node-name prefixes the int8 export keeps in float: the output side of the pose stem's last block (its skip and
+# last convs, their sum and its ReLU), whose output is the features every stack starts from. Quantised, the two
+# addends, each on its own uint8 scale, cost cpu-rt 0.29 of the 0.32 NME points int8 lost at 16 px; every other
+# part of the graph (heads, FUBlocks, SR modules, hourglasses) costs at most 0.01
+# (`python -m benchmarks.int8_nodes`, docs/results.md). Kept in float, the export is ~2.0x faster than
+# float instead of ~2.6x.
+KEEP_FLOAT: tuple[str, ...] = ("/stem_q/stem_q.4/skip", "/stem_q/stem_q.4/body/body.6", "/stem_q/stem_q.4/Add",
+                               "/stem_q/stem_q.4/Relu")
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}   # onnxruntime's names
 
 
 def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool = True,
@@ -59,7 +68,8 @@ def export_onnx(model: DHLN, path: str | Path, opset: int = 17, with_face: bool 
 
 
 def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray],
-                       reduce_range: bool = True) -> Path:
+                       reduce_range: bool = True, keep_float: Iterable[str] = KEEP_FLOAT,
+                       method: str = "minmax") -> Path:
     """Static int8 quantisation of an exported model with ONNX Runtime.
 
     Weights int8 per output channel, activations uint8 with MinMax ranges from `calibration` (input batches,
@@ -70,8 +80,8 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[n
     AVX2-only machine measured); 7 bits cannot. Measured here (VNNI) it costs 0.0-0.1 points (MODEL_CARD.md).
     """
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quant_pre_process, quantize_static)
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
     config = onnx_config_json(src)
@@ -88,8 +98,12 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Iterable[n
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        prefixes = tuple(keep_float)
+        excluded = [n.name for n in onnx.load(str(prepared)).graph.node if n.name.startswith(prefixes)] \
+            if prefixes else []
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
+                        nodes_to_exclude=excluded, calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]))
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
     for key, value in (("shtrack_config", config), ("shtrack_precision", "int8")):

@@ -41,17 +41,22 @@ class BundledWeights:
 # The one table of the weights shipped in the package (MODEL_CARD.md describes them).
 WEIGHTS = {
     "cpu-rt": BundledWeights(ASSETS / "shtrack-cpu-rt.safetensors", "cpu-rt", "float32",
-                             "the default: most accurate on CPU",
+                             "the default with --backend torch, on CUDA and with --save-faces; most accurate",
                              "d3928af46217f508122f8b1df1e6df5a2f9ab43333cd59f2b083ffb87453d611"),
     "cpu-fast": BundledWeights(ASSETS / "shtrack-cpu-fast.safetensors", "cpu-fast", "float32",
                                "one stack: about half the work per face, less accurate",
                                "38bed259ee7a0bb10cc678d2961d49c75797ca706ff69612fe05890d09f4c0ff"),
-    "cpu-rt-int8": BundledWeights(ASSETS / "shtrack-cpu-rt-int8.onnx", "cpu-rt", "int8", "heatmaps only",
-                                  "5e44c0b22e0ba9fd176ca76c7aa249a86d1851752bd56c721fafb3aa03a89f26"),
+    "cpu-rt-int8": BundledWeights(ASSETS / "shtrack-cpu-rt-int8.onnx", "cpu-rt", "int8",
+                                  "the default on CPU: cpu-rt at about half the time per face; heatmaps only",
+                                  "aededd1bb2363bab81beadea2278b3469e2c65170c768b40e17cae09c133af3d"),
     "cpu-fast-int8": BundledWeights(ASSETS / "shtrack-cpu-fast-int8.onnx", "cpu-fast", "int8", "heatmaps only",
-                                    "5b6d45f1d8bb1d57591128338a8f0e2e45ee4192573fac3531032dc1de6a013b"),
+                                    "ad3bed3114534554a3477f66460bad493e4300d24dfd6f06aae55911f5fd44b5"),
 }
 DEFAULT_TAG = "cpu-rt"       # one model for every face when the ladder is not bundled
+# On ONNX Runtime on the CPU, without hallucinated faces (an int8 file holds heatmaps only), the default runs
+# cpu-rt's int8 export: within 0.04 NME points of the float file at 12-64 px on the held-out faces, and about
+# half its time per face (MODEL_CARD.md, docs/results.md).
+DEFAULT_CPU_TAG = "cpu-rt-int8"
 # The ladder (tracker.routing): each face to the first model whose bound (face width, landmark box, source px)
 # it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model. The bound
 # is provisional until the trained cpu-small's curve sets it (`python -m benchmarks.ladder`: the width from which
@@ -93,9 +98,16 @@ def resolve_kind(kind: str) -> str:
     return "tensorrt" if _tensorrt_available() else "onnxruntime"
 
 
+def default_weights(kind: str = "auto", device: str = "cpu", faces: bool = False) -> Path:
+    """The file a run without --weights / --model uses (when the ladder is not bundled)."""
+    cpu_int8 = resolve_kind(kind) == "onnxruntime" and device == "cpu" and not faces
+    tag = DEFAULT_CPU_TAG if cpu_int8 and WEIGHTS[DEFAULT_CPU_TAG].file.exists() else DEFAULT_TAG
+    return WEIGHTS[tag].file
+
+
 def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
                  threads: int = 0, faces: bool = False) -> Backend:
-    weights = Path(weights) if weights else WEIGHTS[DEFAULT_TAG].file
+    weights = Path(weights) if weights else default_weights(kind, device, faces)
     # An exported .onnx file only runs on ONNX Runtime: `auto` means that runtime for it.
     kind = "onnxruntime" if kind == "auto" and weights.suffix == ".onnx" else resolve_kind(kind)
     if kind == "torch":
