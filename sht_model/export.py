@@ -3,8 +3,8 @@
 - ONNX (dynamic batch) for ONNX Runtime on CPU. `torch.onnx.export` needs the `onnx` package (and
   protobuf >= 6), which is why `onnx` lives in the base install and MediaPipe (protobuf < 5) does not:
   see docs/install.md.
-- int8 ONNX (ONNX Runtime static quantisation of the heatmaps-only graph): 1.8-2x faster than float on a
-  CPU with AVX-512 VNNI, ~1.2x on AVX2 alone; costs ~0.1 NME points (MODEL_CARD.md).
+- int8 ONNX (ONNX Runtime static quantisation of the heatmaps-only graph, KEEP_FLOAT's nodes in float): cpu-rt's
+  is 2.0x faster than float on a 2-core AVX2 CPU and within 0.04 NME points of it (docs/results.md).
 - TensorRT via torch-tensorrt (FP16), from the optional `[tensorrt]` extra; needs CUDA.
 """
 

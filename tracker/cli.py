@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model", choices=sorted(WEIGHTS) + ["ladder"],
                        help="bundled weights by name, one model for every face (cpu-fast: one stack, faster, less "
                             "accurate: MODEL_CARD.md); ladder: each face to the cheapest model accurate at its size "
-                            "(the default when its models are bundled, else cpu-rt)")
+                            "(the default when its models are bundled); default: cpu-rt-int8 on ONNX Runtime on the CPU without "
+                            "--save-faces, else cpu-rt")
     model.add_argument("--backend", default="auto", choices=KINDS,
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N]: torch, tensorrt, or onnxruntime with the "
