@@ -22,7 +22,10 @@ class TrackerOptions:
     candidate_score: float = 0.45      # scan detections from this score start tentative tracks
     min_detector_score: float = 0.6    # detector score (scan or canonical scale) a new track needs...
     strong_detector_score: float = 0.75  # ...or this much, with landmarks above min_confidence only
-    confirm_confidence: float = 0.55   # mean heatmap peak a new track needs on its first frame
+    confirm_confidence: float = 0.6    # mean heatmap peak a new track needs on its first frame (fit scenes: no
+                                        # background detection reaches it; 0.1% of faces fewer than at 0.55)
+    supported_confidence: float = 0.55  # mean heatmap peak under which a track the re-checks no longer find is
+                                        # drifting (ended) or hidden (reported not found)
     min_confidence: float = 0.35       # mean heatmap peak: below it a confirmed track's frame is a miss
     max_misses: int = 3                # low-confidence frames in a row that end a confirmed track
     max_detector_misses: int = 2       # re-checks in a row without a face on the track end it

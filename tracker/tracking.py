@@ -82,8 +82,9 @@ class Tracks:
       300W's);
     otherwise they are dropped. Confirmed tracks end after `max_misses` low-confidence frames in a row, or when
     re-checks find no face on them (drifted onto background): `max_detector_misses` re-checks in a row while the
-    landmark model is below `confirm_confidence` as well, or twice as many whatever it says (the detector misses
-    small faces now and then that the landmark model still follows well). A confirmed track's frame is reported
+    landmark model is below `supported_confidence` as well, or twice as many whatever it says (the detector misses
+    small faces now and then that the landmark model still follows well). `supported_confidence` is below
+    `confirm_confidence`: a new face must look more like one than a tracked face must to keep going. A confirmed track's frame is reported
     as not found while the face looks hidden (`_occluded`), and the track goes on."""
 
     def __init__(self, options: TrackerOptions | None = None, first_id: int = 0):
@@ -244,7 +245,7 @@ class Tracks:
             else:
                 track.misses += 1
             unsupported = track.detector_misses >= self.max_detector_misses and (
-                score < self.confirm_confidence or track.detector_misses >= 2 * self.max_detector_misses)
+                score < self.options.supported_confidence or track.detector_misses >= 2 * self.max_detector_misses)
             if track.misses > self.max_misses or unsupported:
                 ended.append(track.face_id)
                 self.lost.append(LostFace(track.face_id, track.box.copy(), track.velocity.copy()))
@@ -262,7 +263,7 @@ class Tracks:
         """Landmarks not to be reported although the track goes on: the last re-check found no face there and
         the landmark model is unsure and well below this face's usual confidence (a face going behind someone:
         the street scene's woman behind a passer-by's shoulder, whose landmarks would sit on his jacket)."""
-        return (track.detector_misses > 0 and score < self.confirm_confidence
+        return (track.detector_misses > 0 and score < self.options.supported_confidence
                 and score < self.options.occluded_score_ratio * track.usual_score)
 
     def _drop_duplicates(self, ended: list[int]) -> None:
