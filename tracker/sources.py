@@ -207,6 +207,37 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     return False
             return True
 
+        def recover_tail() -> bool:
+            """Frame threading drops the frames it holds when the packet after them is cut: decode the last GOP
+            read again without it and hand on the frames past `index`. False once the consumer stopped."""
+            try:
+                with av.open(url, format=av_format, options=opts) as again:
+                    tail = again.streams.video[0]
+                    tail.thread_type = "SLICE"
+                    seek = _keyframe_before(again, tail, index)
+                    if seek is None:
+                        return True
+                    again.seek(seek[0], stream=tail, backward=True, any_frame=False)
+                    number, key_pts = seek[1] - 1, seek[0]
+                    for packet in again.demux(tail):
+                        try:
+                            frames = packet.decode()
+                        except av.error.InvalidDataError:
+                            continue
+                        for vf in frames:
+                            if key_pts is not None:      # as after any seek (emit): numbering from the keyframe
+                                if vf.pts is not None and vf.pts < key_pts:
+                                    continue
+                                if vf.pts != key_pts:
+                                    return True
+                                key_pts = None
+                            number += 1
+                            if number > index and not emit([vf]):
+                                return False
+            except av.error.FFmpegError:
+                pass
+            return True
+
         def demux() -> bool:
             for packet in container.demux(stream):
                 try:
@@ -254,6 +285,8 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                 raise SourceError(f"{name}: no decodable frame (the header says {total or 'no'} frames)")
             # A file cut short with its index at the front decodes without an error, just fewer frames.
             if total and index + source.skipped < 0.98 * total:
+                if growing and not recover_tail():
+                    return
                 log.warning("%s: the file declares %d frames, %d could be read", name, total, index)
                 source.ended_early = True
             elif size_at_open is not None and not follow and _still_growing(url, size_at_open):
