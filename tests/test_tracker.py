@@ -538,3 +538,4 @@ def test_the_default_model_is_int8_on_the_cpu_and_float_where_int8_cannot_run():
     assert default_weights("onnxruntime", "cpu", faces=True) == WEIGHTS["cpu-rt"].file   # int8 has no face output
     assert default_weights("torch", "cpu") == WEIGHTS["cpu-rt"].file
     assert default_weights("onnxruntime", "cuda") == WEIGHTS["cpu-rt"].file
+    assert default_weights("onnxruntime", "cpu", live=True) == WEIGHTS["cpu-rt"].file   # still-face jitter

@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model", choices=sorted(WEIGHTS) + ["ladder"],
                        help="bundled weights by name, one model for every face (cpu-fast: one stack, faster, less "
                             "accurate: MODEL_CARD.md); ladder: each face to the cheapest model accurate at its size "
-                            "(the default when its models are bundled); default: cpu-rt-int8 on ONNX Runtime on the CPU without "
-                            "--save-faces, else cpu-rt")
+                            "(the default when its models are bundled); default: cpu-rt-int8 for a file on ONNX Runtime on the "
+                            "CPU without --save-faces, else cpu-rt")
     model.add_argument("--backend", default="auto", choices=KINDS,
                        help="auto: TensorRT with CUDA and torch-tensorrt, else ONNX Runtime")
     model.add_argument("--device", default="cpu", help="cpu | cuda[:N]: torch, tensorrt, or onnxruntime with the "
@@ -308,7 +308,7 @@ def _outputs(args):
 def run(args) -> int:
     from .backends import load_backend
     from .run import Span, run_batch, run_source
-    from .sources import VIDEO_EXTS, SourceError
+    from .sources import VIDEO_EXTS, SourceError, is_live
 
     span = Span.parse(args.start, args.end, args.max_frames)
     source = Path(str(args.source))
@@ -351,7 +351,8 @@ def run(args) -> int:
         faces = args.save_faces is not None
         if ladder:
             return load_ladder(args.backend, args.device, args.threads, faces)
-        return load_backend(args.weights, args.backend, args.device, args.threads, faces=faces)
+        return load_backend(args.weights, args.backend, args.device, args.threads, faces=faces,
+                            live=is_live(args.source))
 
     if videos:
         return run_batch(videos, args.out, backend(), options, outputs, args.threads, span).exit_code

@@ -68,7 +68,7 @@ class FaceTracker:
     def from_pretrained(cls, name: str = "default", backend: str = "auto", device: str = "cpu", threads: int = 0,
                         **option_overrides) -> "FaceTracker":
         """A tracker with bundled weights: a tag of tracker.backends.WEIGHTS ("cpu-rt", "cpu-fast", ...), "ladder",
-        or "default" (the ladder where it is bundled, else cpu-rt)."""
+        or "default" (the ladder where it is bundled, else a file's default: backends.default_weights)."""
         from .backends import WEIGHTS, load_ladder
 
         options = TrackerOptions(**option_overrides)
@@ -214,8 +214,11 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     """
     import dataclasses
 
+    from .sources import is_live
+
     options = dataclasses.replace(options or TrackerOptions(), **option_overrides)
-    model = _default_models(weights, backend, device, threads, options.hallucinate)
+    live = source.live if isinstance(source, Source) else is_live(source)
+    model = _default_models(weights, backend, device, threads, options.hallucinate, live)
     src = source if isinstance(source, Source) else open_source(source)
     tracker = FaceTracker(model, options, threads)
 
@@ -226,12 +229,12 @@ def track(source: str | int | Source, weights: str | Path | None = None, backend
     return frames()
 
 
-def _default_models(weights, backend: str, device: str, threads: int, faces: bool):
+def _default_models(weights, backend: str, device: str, threads: int, faces: bool, live: bool = False):
     from .backends import ladder_bundled, load_ladder
 
     if weights is None and ladder_bundled():
         return load_ladder(backend, device, threads, faces)
-    return load_backend(weights, backend, device, threads, faces=faces)
+    return load_backend(weights, backend, device, threads, faces=faces, live=live)
 
 
 def smoothing_for(options: TrackerOptions, source: Source):

@@ -64,6 +64,12 @@ class Source:
         self.close()
 
 
+def is_live(spec: str | int) -> bool:
+    """A webcam, a device index or a stream URL: frames come as they happen, not from a file."""
+    text = str(spec)
+    return text == "webcam" or text.isdigit() or text.startswith(URL_SCHEMES)
+
+
 def open_source(spec: str | int, queue_size: int = 8, read_timeout: float = 10.0, follow: float = 0.0,
                 first_frame: int = 1) -> Source:
     """demo | webcam | DEVICE_INDEX | URL | video file | folder of images. follow: a video file still being

@@ -53,9 +53,11 @@ WEIGHTS = {
                                     "ad3bed3114534554a3477f66460bad493e4300d24dfd6f06aae55911f5fd44b5"),
 }
 DEFAULT_TAG = "cpu-rt"       # one model for every face when the ladder is not bundled
-# On ONNX Runtime on the CPU, without hallucinated faces (an int8 file holds heatmaps only), the default runs
+# On ONNX Runtime on the CPU, without hallucinated faces (an int8 file holds heatmaps only), a file's default is
 # cpu-rt's int8 export: within 0.04 NME points of the float file at 12-64 px on the held-out faces, and about
-# half its time per face (MODEL_CARD.md, docs/results.md).
+# half its time per face (docs/results.md). A live source keeps the float file: int8's landmarks on a still face
+# move ~20% more from frame to frame, which the live smoother's one frame of delay does not absorb
+# (tests/test_tracker.py's still-face bound), and a live source gives one frame at a time, not a backlog.
 DEFAULT_CPU_TAG = "cpu-rt-int8"
 # The ladder (tracker.routing): each face to the first model whose bound (face width, landmark box, source px)
 # it is under. Used by default once every file of it is bundled; `--model` / `--weights` force one model. The bound
@@ -98,16 +100,17 @@ def resolve_kind(kind: str) -> str:
     return "tensorrt" if _tensorrt_available() else "onnxruntime"
 
 
-def default_weights(kind: str = "auto", device: str = "cpu", faces: bool = False) -> Path:
+def default_weights(kind: str = "auto", device: str = "cpu", faces: bool = False, live: bool = False) -> Path:
     """The file a run without --weights / --model uses (when the ladder is not bundled)."""
-    cpu_int8 = resolve_kind(kind) == "onnxruntime" and device == "cpu" and not faces
+    cpu_int8 = resolve_kind(kind) == "onnxruntime" and device == "cpu" and not faces and not live
     tag = DEFAULT_CPU_TAG if cpu_int8 and WEIGHTS[DEFAULT_CPU_TAG].file.exists() else DEFAULT_TAG
     return WEIGHTS[tag].file
 
 
 def load_backend(weights: str | Path | None = None, kind: str = "auto", device: str = "cpu",
-                 threads: int = 0, faces: bool = False) -> Backend:
-    weights = Path(weights) if weights else default_weights(kind, device, faces)
+                 threads: int = 0, faces: bool = False, live: bool = False) -> Backend:
+    """live: the default weights are for a live source (default_weights)."""
+    weights = Path(weights) if weights else default_weights(kind, device, faces, live)
     # An exported .onnx file only runs on ONNX Runtime: `auto` means that runtime for it.
     kind = "onnxruntime" if kind == "auto" and weights.suffix == ".onnx" else resolve_kind(kind)
     if kind == "torch":
