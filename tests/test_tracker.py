@@ -16,7 +16,7 @@ import pytest
 from sht_model import geometry
 from sht_model.config import get_config
 from sht_model.heatmap import to_heatmap_coords
-from tests.conftest import REPO, shared, write_video
+from tests.conftest import REPO, run_main, shared, write_video
 from tracker import sinks
 from tracker.crop import crop_faces, landmarks_to_source
 from tracker.pipeline import FaceTracker, TrackerOptions, track
@@ -392,7 +392,7 @@ def test_cli_model_flag_picks_bundled_weights(tmp_path):
 
 
 def test_cli_missing_file_exits_2_with_one_line(tmp_path):
-    proc = _shtrack("--source", str(tmp_path / "nope.mp4"), "--csv", str(tmp_path / "x.csv"))
+    proc = run_main("--source", str(tmp_path / "nope.mp4"), "--csv", str(tmp_path / "x.csv"))
     assert proc.returncode == 2
     err = [ln for ln in proc.stderr.splitlines() if "error" in ln]    # INFO lines go to stderr too
     assert len(err) == 1 and "nope.mp4" in err[0] and "Traceback" not in proc.stderr
@@ -402,7 +402,7 @@ def test_cli_batch_mode_one_csv_per_video(tmp_path, tiny_weights):
     videos = tmp_path / "in"
     for name in ("a", "b"):
         write_video(videos / f"{name}.mp4", astronaut_scene(4, lambda i: [(160, 120)], 40))
-    proc = _shtrack("--source", str(videos), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
+    proc = run_main("--source", str(videos), "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
                     "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "a.summary.json", "b.csv",
@@ -412,7 +412,7 @@ def test_cli_batch_mode_one_csv_per_video(tmp_path, tiny_weights):
 def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(10, lambda i: [(160, 120)], 40))
     out = tmp_path / "o.csv"
-    proc = _shtrack("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet")
+    proc = run_main("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet")
     assert proc.returncode == 0, proc.stderr
     full = out.read_text().splitlines()
     # Simulate a run killed mid-row during frame 7: frames 1-6 complete, a half row after them.
@@ -420,7 +420,7 @@ def test_cli_resume_continues_after_last_frame(tmp_path, tiny_weights):
     cut = [ln for ln in full if ln.split(",")[0] in ("frame", "1", "2", "3", "4", "5", "6")]
     partial.write_text("\n".join(cut) + "\n" + full[-1][:40])
     out.unlink()
-    proc = _shtrack("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet", "--resume")
+    proc = run_main("--source", str(clip), "--csv", str(out), "--weights", str(tiny_weights), "--quiet", "--resume")
     assert proc.returncode == 0, proc.stderr
     resumed = out.read_text().splitlines()
     # Frames 1-5 kept as they were, frame 6 (maybe incomplete) redone, then every later frame once, in order.
