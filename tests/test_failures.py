@@ -697,6 +697,7 @@ def _grow(path, data: bytes, chunks: int = 20, pause: float = 0.1):
     return thread
 
 
+@pytest.mark.slow
 def test_a_recording_still_being_written_is_read_on_with_follow(tmp_path):
     path = tmp_path / "camera.ts"
     writer = _grow(path, _mpegts_bytes(100))

@@ -51,7 +51,7 @@ def _compare(serial, parallel):
     return mapping
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_workers_give_the_serial_runs_frames_ids_and_landmarks(tmp_path, workers):
     clip = write_video(tmp_path / "c.mp4", astronaut_scene(90, lambda i: [(80 + i * 0.5, 120), (240 - i * 0.3, 110)],
                                                           40))
@@ -62,6 +62,7 @@ def test_workers_give_the_serial_runs_frames_ids_and_landmarks(tmp_path, workers
     assert not (tmp_path / "par.csv.segments").exists()
 
 
+@pytest.mark.slow
 def test_a_shot_change_at_a_boundary_ends_its_tracks_as_one_run_does(tmp_path):
     first = astronaut_scene(45, lambda i: [(90, 120), (230, 120)], 40, seed=1)
     # Another shot: other faces, the whole picture far brighter (the shot-change test's thumbnails differ).
@@ -137,9 +138,10 @@ def _encode(path, frames: int, codec_options: dict, container_format: str | None
     return path
 
 
-@pytest.mark.parametrize("name,options,fmt", [("closed.mp4", {"g": "12", "bf": "2"}, None),
-                                               ("open.mkv", {"g": "12", "bf": "3", "x264-params": "open-gop=1"}, None),
-                                               ("camera.ts", {"g": "12", "bf": "0"}, "mpegts")])
+@pytest.mark.parametrize("name,options,fmt", [
+    ("closed.mp4", {"g": "12", "bf": "2"}, None),
+    pytest.param("open.mkv", {"g": "12", "bf": "3", "x264-params": "open-gop=1"}, None, marks=pytest.mark.slow),
+    pytest.param("camera.ts", {"g": "12", "bf": "0"}, "mpegts", marks=pytest.mark.slow)])
 def test_a_start_frame_seeks_and_gives_the_frames_a_full_decode_gives(tmp_path, name, options, fmt):
     from tracker.sources import open_video
 
