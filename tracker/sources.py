@@ -184,6 +184,7 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
             index = seek[1] - 1
         first_pts = seek[0] if seek is not None else None
         start = index              # frames before the seek point: not read
+        handed = 0                 # frames up to this number were handed on before (recover_tail)
 
         def emit(decoded) -> bool:
             """Hand decoded frames on; False once the consumer stopped. A frame that cannot be converted is
@@ -200,6 +201,8 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                         raise _SeekMismatch
                     first_pts = None
                 index += 1
+                if index <= handed:
+                    continue
                 ts = float(vf.time) if vf.time is not None else (index - 1) / (fps or 25.0)
                 try:
                     image = upright(vf.to_ndarray(format="bgr24"), vf)
@@ -213,59 +216,50 @@ def open_video(url: str, queue_size: int = 8, name: str | None = None, live: boo
                     return False
             return True
 
-        def recover_tail() -> bool:
-            """Frame threading drops the frames it holds when the packet after them is cut: decode the last GOP
-            read again without it and hand on the frames past `index`. False once the consumer stopped."""
-            try:
-                with av.open(url, format=av_format, options=opts) as again:
-                    tail = again.streams.video[0]
-                    tail.thread_type = "SLICE"
-                    seek = _keyframe_before(again, tail, index)
-                    if seek is None:
-                        return True
-                    again.seek(seek[0], stream=tail, backward=True, any_frame=False)
-                    number, key_pts = seek[1] - 1, seek[0]
-                    for packet in again.demux(tail):
-                        try:
-                            frames = packet.decode()
-                        except av.error.InvalidDataError:
-                            continue
-                        for vf in frames:
-                            if key_pts is not None:      # as after any seek (emit): numbering from the keyframe
-                                if vf.pts is not None and vf.pts < key_pts:
-                                    continue
-                                if vf.pts != key_pts:
-                                    return True
-                                key_pts = None
-                            number += 1
-                            if number > index and not emit([vf]):
-                                return False
-            except av.error.FFmpegError:
-                pass
-            return True
-
-        def demux() -> bool:
-            for packet in container.demux(stream):
+        def demux(source_container, video, count_damage: bool = True) -> bool:
+            for packet in source_container.demux(video):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as exc:
-                    source.skipped += 1
-                    log.warning("%s: skipped a damaged packet (%s)", name, _reason(exc))
+                    if count_damage:
+                        source.skipped += 1
+                        log.warning("%s: skipped a damaged packet (%s)", name, _reason(exc))
                     continue
                 if not emit(decoded):
                     return False
             return True
 
+        def recover_tail() -> bool:
+            """Frame threading drops the frames it holds when the packet after them is cut: decode the last GOP
+            read again without it and hand on the frames past the last one read. False once the consumer
+            stopped."""
+            nonlocal index, first_pts, handed
+            read = index
+            try:
+                with av.open(url, format=av_format, options=opts) as again:
+                    tail = again.streams.video[0]
+                    tail.thread_type = "SLICE"
+                    seek = _keyframe_before(again, tail, read)
+                    if seek is None:
+                        return True
+                    again.seek(seek[0], stream=tail, backward=True, any_frame=False)
+                    index, first_pts, handed = seek[1] - 1, seek[0], read
+                    return demux(again, tail, count_damage=False)   # its damage was counted the first time
+            except (av.error.FFmpegError, _SeekMismatch):
+                return True
+            finally:
+                index, first_pts = max(index, read), None
+
         try:
             try:
-                if not demux():
+                if not demux(container, stream):
                     return
             except _SeekMismatch:
                 log.debug("%s: the seek to frame %d missed its keyframe: decoding from the start", name, index + 1)
                 stream.codec_context.flush_buffers()
                 container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
                 index, first_pts, start = 0, None, 0
-                if not demux():
+                if not demux(container, stream):
                     return
         except av.error.FFmpegError as exc:
             if _resource_error(exc):
