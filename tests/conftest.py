@@ -98,6 +98,24 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     return write_clip(frames, path, fps)
 
 
+def noise_video(target, frames: int, codec_options: dict | None = None, container_format: str | None = None,
+                seed: int = 0):
+    """H.264 noise frames (96x64, 25 fps) into `target`, a path or a binary file object; returns it."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    with av.open(target if hasattr(target, "write") else str(target), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=25, options=codec_options or {})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return target
+
+
 def astronaut_scene(n: int, centres, face_width: float, size=(320, 240), jitter: float = 0.0, seed: int = 0):
     """Frames with astronaut faces at the given centres (list per frame of (cx, cy))."""
     from skimage import data

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, run_main, write_video
+from tests.conftest import REPO, noise_video, run_main, write_video
 from tests.conftest import astronaut_scene
 from tracker.backends import load_backend
 from tracker.pipeline import FaceTracker, TrackerOptions
@@ -661,20 +661,7 @@ def _mpegts_bytes(frames: int = 100) -> bytes:
     """An H.264 MPEG-TS recording of noise frames (a camera's format: no index, no frame count)."""
     import io
 
-    import av
-
-    buf = io.BytesIO()
-    rng = np.random.default_rng(0)
-    with av.open(buf, "w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for _ in range(frames):
-            image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
+    return noise_video(io.BytesIO(), frames, container_format="mpegts").getvalue()
 
 
 def _grow(path, data: bytes, chunks: int = 20, pause: float = 0.1):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import astronaut_scene, write_video
+from tests.conftest import astronaut_scene, noise_video, write_video
 from tracker.cli import main
 from tracker.segments import plan
 
@@ -121,23 +121,6 @@ def test_ray_segments_give_the_same_output_as_local_workers(tmp_path):
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
-def _encode(path, frames: int, codec_options: dict, container_format: str | None = None):
-    """Noise frames, a keyframe every 12, the encoder's B-frames as it makes them."""
-    import av
-
-    rng = np.random.default_rng(1)
-    with av.open(str(path), "w", format=container_format) as container:
-        stream = container.add_stream("libx264", rate=25, options=codec_options)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for _ in range(frames):
-            image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("name,options,fmt", [
     ("closed.mp4", {"g": "12", "bf": "2"}, None),
     pytest.param("open.mkv", {"g": "12", "bf": "3", "x264-params": "open-gop=1"}, None, marks=pytest.mark.slow),
@@ -145,7 +128,7 @@ def _encode(path, frames: int, codec_options: dict, container_format: str | None
 def test_a_start_frame_seeks_and_gives_the_frames_a_full_decode_gives(tmp_path, name, options, fmt):
     from tracker.sources import open_video
 
-    path = _encode(tmp_path / name, 90, options, fmt)
+    path = noise_video(tmp_path / name, 90, options, fmt, seed=1)   # a keyframe every 12, B-frames as set
     with open_video(str(path)) as src:
         full = {f.index: (f.timestamp, f.image) for f in src}
     for first in (2, 40, 61, 90):
